@@ -1,0 +1,260 @@
+"""Command-line interface (Typer). Parses options, calls the pipeline, maps errors to exit codes.
+
+Exit codes: 0 every input measured (status ok or review), 1 some input failed
+(status error), 2 usage error. No traceback unless ``--debug``; DICOM datasets
+and patient data are never printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kneemeasure import __version__
+from kneemeasure.errors import KneeMeasureError, UsageError
+
+app = typer.Typer(
+    name="kneemeasure",
+    help="Measure medial meniscal extrusion (MME) on knee MRI and ultrasound DICOMs.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class Side(str, Enum):
+    medial = "medial"
+    lateral = "lateral"
+    both = "both"
+
+
+class Laterality(str, Enum):
+    left = "left"
+    right = "right"
+
+
+class UsReference(str, Enum):
+    tibial = "tibial"
+    femorotibial = "femorotibial"
+
+
+class Proximal(str, Enum):
+    image_left = "image-left"
+    image_right = "image-right"
+
+
+_state = {"debug": False}
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"kneemeasure {__version__}")
+        raise typer.Exit()
+
+
+def _fail(exc: BaseException, code: int) -> None:
+    """One stderr line (or a traceback with --debug) and the exit code."""
+    if _state["debug"]:
+        raise exc
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    typer.echo(f"kneemeasure: error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show Python tracebacks and debug logs.")
+    ] = False,
+) -> None:
+    """kneemeasure: meniscal extrusion from knee MRI / ultrasound DICOMs."""
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+PathsArg = Annotated[
+    list[Path],
+    typer.Argument(help="DICOM file(s), series folder(s) or study folder(s).", show_default=False),
+]
+OutOpt = Annotated[Path, typer.Option("-o", "--out", help="Output folder (created).")]
+SpacingOpt = Annotated[
+    tuple[float, float] | None,
+    typer.Option(
+        "--spacing-mm",
+        help="Pixel spacing ROW COL in mm when the header has none.",
+        show_default=False,
+    ),
+]
+
+
+def _options(**kw):
+    from kneemeasure.pipeline import MeasureOptions
+
+    opts = MeasureOptions(**kw)
+    opts.validate()
+    return opts
+
+
+def _check_paths(paths: list[Path]) -> None:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+
+
+@app.command()
+def measure(
+    paths: PathsArg,
+    out: OutOpt = Path("kneemeasure-out"),
+    side: Annotated[Side, typer.Option(help="Which meniscus to measure.")] = Side.medial,
+    threshold_mm: Annotated[
+        float, typer.Option("--threshold-mm", help="Extruded when MME >= this (mm).")
+    ] = 3.0,
+    slice_: Annotated[
+        int | None,
+        typer.Option(
+            "--slice",
+            help="Measure this Instance Number instead of the automatic spine-apex slice.",
+            show_default=False,
+        ),
+    ] = None,
+    laterality: Annotated[
+        Laterality | None,
+        typer.Option(
+            help="Override the knee side (else header, else anatomy).", show_default=False
+        ),
+    ] = None,
+    spacing_mm: SpacingOpt = None,
+    min_confidence: Annotated[
+        float, typer.Option("--min-confidence", help="Below this confidence, status=review.")
+    ] = 0.5,
+    no_profile: Annotated[
+        bool, typer.Option("--no-profile", help="Skip the per-slice profile (faster).")
+    ] = False,
+    no_png: Annotated[bool, typer.Option("--no-png", help="Do not write PNGs.")] = False,
+    us_reference: Annotated[
+        UsReference, typer.Option("--us-reference", help="Ultrasound reference line.")
+    ] = UsReference.tibial,
+    frame: Annotated[
+        int | None,
+        typer.Option(
+            "--frame",
+            help="Ultrasound cine frame (0-based); default: the sharpest.",
+            show_default=False,
+        ),
+    ] = None,
+    proximal: Annotated[
+        Proximal | None,
+        typer.Option(
+            "--proximal",
+            help="Ultrasound: which image side is proximal (femur); default: from anatomy.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
+) -> None:
+    """Measure meniscal extrusion; write measurements.csv, PNGs and run.json to OUT."""
+    from kneemeasure.pipeline import run_measure
+
+    try:
+        _check_paths(paths)
+        opts = _options(
+            side=side.value,
+            threshold_mm=threshold_mm,
+            slice_instance=slice_,
+            laterality=None if laterality is None else laterality.value[0].upper(),
+            spacing_mm=spacing_mm,
+            confidence_threshold=min_confidence,
+            profile=not no_profile,
+            png=not no_png,
+            us_reference=us_reference.value,
+            us_frame=frame,
+            us_proximal=None if proximal is None else proximal.value,
+        )
+
+        def progress(msg: str) -> None:
+            if not quiet:
+                typer.echo(msg, err=True)
+
+        result = run_measure(paths, out, opts, progress=progress)
+    except UsageError as exc:
+        _fail(exc, EXIT_USAGE)
+    except KneeMeasureError as exc:
+        _fail(exc, EXIT_FAILED)
+    for m in result.measurements:
+        if m.status == "error":
+            typer.echo(f"kneemeasure: error: {m.error}", err=True)
+        else:
+            flag = "EXTRUDED" if m.extruded else "normal"
+            typer.echo(
+                f"{m.source}  {m.side}  instance {m.instance_number}  MME {m.extrusion_mm:.1f} mm"
+                f"  {flag}  confidence {m.confidence:.2f}  [{m.status}]"
+            )
+    typer.echo(f"wrote {result.csv_path}", err=True)
+    raise typer.Exit(EXIT_FAILED if result.n_failed else EXIT_OK)
+
+
+@app.command()
+def inspect(
+    paths: PathsArg,
+    spacing_mm: SpacingOpt = None,
+) -> None:
+    """Describe the series found (plane, laterality, spacing, slices); measures nothing."""
+    from kneemeasure.inspect import describe_paths
+
+    try:
+        _check_paths(paths)
+        lines, failed = describe_paths(paths, spacing_mm=spacing_mm)
+    except UsageError as exc:
+        _fail(exc, EXIT_USAGE)
+    except KneeMeasureError as exc:
+        _fail(exc, EXIT_FAILED)
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@app.command()
+def samples(
+    outdir: Annotated[Path, typer.Argument(help="Folder to write the phantom series into.")],
+) -> None:
+    """Write the synthetic phantom series (with truth.csv) used as the regression set."""
+    from kneemeasure.phantom import write_samples
+
+    try:
+        truth = write_samples(outdir)
+    except KneeMeasureError as exc:
+        _fail(exc, EXIT_FAILED)
+    typer.echo(f"wrote phantoms and {truth}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("kneemeasure: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

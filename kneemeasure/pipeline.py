@@ -1,0 +1,604 @@
+"""The measurement pipeline: load -> detect -> measure -> report.
+
+``measure_series`` measures one series (raises :class:`KneeMeasureError` on
+failure); ``run_measure`` measures every series under some paths, turns
+per-input failures into error rows, and writes the CSV, PNGs and ``run.json``.
+The CLI is a thin wrapper around ``run_measure``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from kneemeasure import __version__
+from kneemeasure.errors import (
+    KneeMeasureError,
+    MissingSpacingError,
+    UnsupportedImageError,
+    UsageError,
+    WrongPlaneError,
+)
+from kneemeasure.measure import measure_construction
+from kneemeasure.models import InputError, Landmarks, Measurement, Series
+
+log = logging.getLogger("kneemeasure")
+
+SIDES = ("medial", "lateral")
+
+
+@dataclass
+class MeasureOptions:
+    """Options of one measurement run (all physical values in mm).
+
+    Attributes
+    ----------
+    side : {"medial", "lateral", "both"}
+    threshold_mm : float
+        ``extruded = MME >= threshold_mm``.
+    slice_instance : int or None
+        Force the measured slice (Instance Number).
+    laterality : {"L", "R"} or None
+        Override the knee side (``laterality_source = "user"``).
+    spacing_mm : (float, float) or None
+        ``(row, col)`` pixel spacing to use when the header has none (or to override).
+    confidence_threshold : float
+        Rows below it get ``status = "review"``.
+    profile : bool
+        Measure every slice with a meniscal body (slice profile, max extrusion).
+    png : bool
+        Write annotated PNGs.
+    """
+
+    side: str = "medial"
+    threshold_mm: float = 3.0
+    slice_instance: int | None = None
+    laterality: str | None = None
+    spacing_mm: tuple[float, float] | None = None
+    confidence_threshold: float = 0.5
+    profile: bool = True
+    png: bool = True
+    us_reference: str = "tibial"
+    us_frame: int | None = None
+    us_proximal: str | None = None
+    points: dict | None = None
+    debug: bool = False
+
+    def sides(self) -> tuple[str, ...]:
+        return SIDES if self.side == "both" else (self.side,)
+
+    def validate(self) -> None:
+        if self.side not in ("medial", "lateral", "both"):
+            raise UsageError(f"--side must be medial, lateral or both, not {self.side!r}")
+        if self.laterality not in (None, "L", "R"):
+            raise UsageError(f"--laterality must be left or right, not {self.laterality!r}")
+        if not (np.isfinite(self.threshold_mm)):
+            raise UsageError(f"--threshold-mm must be a number, not {self.threshold_mm!r}")
+        if self.spacing_mm is not None and not all(
+            np.isfinite(v) and v > 0 for v in self.spacing_mm
+        ):
+            raise UsageError(
+                f"--spacing-mm needs two positive numbers (ROW COL), got {self.spacing_mm}"
+            )
+
+
+@dataclass
+class RunResult:
+    """What ``run_measure`` produced."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+    csv_path: Path | None = None
+    manifest_path: Path | None = None
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(m.status == "error" for m in self.measurements)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _image_side(col_sign: int) -> str:
+    return "image-right" if col_sign > 0 else "image-left"
+
+
+def _resolve_laterality(series: Series, options: MeasureOptions) -> tuple[str | None, str]:
+    if options.laterality:
+        return options.laterality, "user"
+    if series.laterality in ("L", "R"):
+        return series.laterality, "header"
+    return None, "none"
+
+
+def _check_measurable(series: Series) -> None:
+    name = series.source or (str(series.frames[0].path) if series.frames else "?")
+    if series.samples_per_pixel != 1:
+        raise UnsupportedImageError(
+            f"colour image ({series.photometric}, {series.samples_per_pixel} samples/pixel) "
+            "in an MR series; kneemeasure measures grayscale MR — export the original series",
+            source=name,
+        )
+    if series.row_spacing_mm is None or series.col_spacing_mm is None:
+        raise MissingSpacingError(
+            "no pixel spacing: Pixel Spacing (0028,0030) is missing or invalid; "
+            "pass --spacing-mm ROW COL (mm) if you know it",
+            source=name,
+        )
+    if series.n_slices < 2:
+        raise UnsupportedImageError(
+            "single-slice series: the spine-apex slice is chosen among the coronal slices; "
+            "pass the whole coronal series folder (or --points to measure this slice by hand)",
+            source=name,
+        )
+
+
+def _constant_check(image: np.ndarray, name: str) -> None:
+    if not np.isfinite(image).all() or float(np.ptp(image)) == 0.0:
+        raise UnsupportedImageError("constant (blank) image: nothing to measure", source=name)
+
+
+def _base_row(series: Series, options: MeasureOptions, side: str) -> Measurement:
+    return Measurement(
+        source=series.source,
+        study_instance_uid=series.study_instance_uid,
+        series_instance_uid=series.series_instance_uid,
+        modality=series.modality,
+        side=side,
+        threshold_mm=options.threshold_mm,
+        row_spacing_mm=series.row_spacing_mm,
+        col_spacing_mm=series.col_spacing_mm,
+        spacing_source=series.spacing_source,
+        kneemeasure_version=__version__,
+    )
+
+
+def _fill_from_landmarks(
+    m: Measurement, lm: Landmarks, series: Series, options: MeasureOptions
+) -> None:
+    r = measure_construction(
+        lm.plateau_rc,
+        lm.meniscus_rc,
+        meniscus_inner_rc=lm.meniscus_inner_rc,
+        plateau_dir_rc=lm.plateau_dir_rc,
+        row_spacing_mm=series.row_spacing_mm,
+        col_spacing_mm=series.col_spacing_mm,
+        threshold_mm=options.threshold_mm,
+    )
+    m.plateau_row_px, m.plateau_col_px = (float(v) for v in lm.plateau_rc)
+    m.meniscus_row_px, m.meniscus_col_px = (float(v) for v in lm.meniscus_rc)
+    m.extrusion_mm = r.extrusion_mm
+    m.meniscal_width_mm = r.meniscal_width_mm
+    m.relative_extrusion_pct = r.relative_extrusion_pct
+    m.extruded = r.extruded
+    m.confidence = float(np.clip(lm.confidence, 0.0, 1.0))
+    m.plateau_direction_source = lm.plateau_direction_source
+    m.landmarks = lm
+    m.status = "ok" if m.confidence >= options.confidence_threshold else "review"
+    if m.status == "review" and lm.notes:
+        m.error = "review: " + "; ".join(lm.notes)[:300]
+
+
+# --------------------------------------------------------------------------- MRI
+
+
+def _prepare_series(series: Series) -> Series:
+    """Reformat a thin-slice sagittal 3D series to coronal; reject other planes."""
+    if series.plane == "coronal":
+        return series
+    from kneemeasure.io import reformat
+
+    if reformat.is_reformattable(series):
+        return reformat.reformat_to_coronal(series)
+    iop = "none" if series.iop is None else ", ".join(f"{v:.2f}" for v in series.iop)
+    raise WrongPlaneError(
+        f"{series.plane} series (Image Orientation (Patient) (0020,0037) = {iop}); "
+        "MME is measured on coronal slices — give the coronal series "
+        "(or a 3D sagittal series with slices <= 1.6 mm, which is reformatted)",
+        source=series.source,
+    )
+
+
+def measure_series(series: Series, options: MeasureOptions | None = None) -> list[Measurement]:
+    """Measure meniscal extrusion on one coronal (or reformattable) MR series.
+
+    Parameters
+    ----------
+    series : Series
+        Header-level series from :func:`kneemeasure.io.discover_series`.
+    options : MeasureOptions, optional
+
+    Returns
+    -------
+    list of Measurement
+        One per requested side; each carries ``landmarks`` and ``image`` for the PNG.
+
+    Raises
+    ------
+    KneeMeasureError
+        When the series cannot be measured at all (the message says why and the fix).
+    """
+    from kneemeasure.detect import detect_landmarks, infer_fibula_side, select_reference_slice
+    from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign
+
+    options = options or MeasureOptions()
+    if options.spacing_mm is not None:
+        series.row_spacing_mm, series.col_spacing_mm = options.spacing_mm
+        series.spacing_source = "user"
+    series = _prepare_series(series)
+    _check_measurable(series)
+    rs, cs = float(series.row_spacing_mm), float(series.col_spacing_mm)
+
+    # which slices to decode
+    forced = None
+    if options.slice_instance is not None:
+        numbers = [f.instance_number for f in series.frames]
+        if options.slice_instance not in numbers:
+            known = sorted(n for n in numbers if n is not None)
+            have = f"{known[0]}..{known[-1]}" if known else "no Instance Numbers"
+            raise UsageError(
+                f"--slice {options.slice_instance}: no such Instance Number in this series "
+                f"(it has {have})",
+                source=series.source,
+            )
+        forced = numbers.index(options.slice_instance)
+
+    volume = series.load_volume()
+    _constant_check(volume, series.source)
+
+    laterality, lat_source = _resolve_laterality(series, options)
+    if laterality is None:
+        fib_sign, fib_conf = infer_fibula_side(volume, row_spacing_mm=rs, col_spacing_mm=cs)
+        laterality = laterality_from_fibula(fib_sign, series.iop or (1, 0, 0, 0, 0, -1))
+        lat_source = "anatomy"
+        log.info(
+            "%s: laterality %s inferred from the fibular head (confidence %.2f)",
+            series.source,
+            laterality,
+            fib_conf,
+        )
+    medial_sign = side_col_sign(laterality, series.iop or (1, 0, 0, 0, 0, -1), "medial")
+
+    if forced is None:
+        choice = select_reference_slice(
+            volume, row_spacing_mm=rs, col_spacing_mm=cs, medial_col_sign=medial_sign
+        )
+        index = choice.index
+        body = list(choice.body_indices)
+        slice_conf = float(choice.confidence)
+    else:
+        index, body, slice_conf = forced, [forced], 1.0
+    frame = series.frames[index]
+    image = volume[index]
+
+    rows: list[Measurement] = []
+    for side in options.sides():
+        outer = medial_sign if side == "medial" else -medial_sign
+        m = _base_row(series, options, side)
+        m.laterality, m.laterality_source = laterality, lat_source
+        m.medial_image_side = _image_side(medial_sign)
+        m.sop_instance_uid = frame.sop_instance_uid
+        m.instance_number = frame.instance_number
+        m.method = "auto"
+        lm = detect_landmarks(
+            image, row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=outer, side=side
+        )
+        if slice_conf < 1.0:
+            lm.confidence = float(lm.confidence) * (0.6 + 0.4 * slice_conf)
+        if lat_source == "anatomy":
+            lm.notes.append("laterality inferred from anatomy (fibular head)")
+        _fill_from_landmarks(m, lm, series, options)
+        m.image = image
+        if options.profile and forced is None and len(body) > 1:
+            _slice_profile(m, volume, series, body, side=side, outer=outer)
+        rows.append(m)
+    return rows
+
+
+def _slice_profile(
+    m: Measurement,
+    volume: np.ndarray,
+    series: Series,
+    body: Sequence[int],
+    *,
+    side: str,
+    outer: int,
+) -> None:
+    """Measure every body slice; fill ``slice_profile`` and the maximum extrusion."""
+    from kneemeasure.detect import detect_landmarks
+
+    rs, cs = float(series.row_spacing_mm), float(series.col_spacing_mm)
+    profile = []
+    for i in body:
+        f = series.frames[i]
+        entry = {
+            "index": i,
+            "instance_number": f.instance_number,
+            "sop_instance_uid": f.sop_instance_uid,
+            "position_mm": f.position_mm,
+            "extrusion_mm": None,
+            "confidence": None,
+            "status": "error",
+            "error": "",
+        }
+        try:
+            lm = detect_landmarks(
+                volume[i], row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=outer, side=side
+            )
+            r = measure_construction(
+                lm.plateau_rc,
+                lm.meniscus_rc,
+                plateau_dir_rc=lm.plateau_dir_rc,
+                row_spacing_mm=rs,
+                col_spacing_mm=cs,
+            )
+            entry.update(
+                extrusion_mm=r.extrusion_mm,
+                confidence=float(lm.confidence),
+                status="ok" if lm.confidence >= 0.5 else "review",
+                plateau_row_px=lm.plateau_rc[0],
+                plateau_col_px=lm.plateau_rc[1],
+                meniscus_row_px=lm.meniscus_rc[0],
+                meniscus_col_px=lm.meniscus_rc[1],
+            )
+        except KneeMeasureError as exc:
+            entry["error"] = exc.message
+        profile.append(entry)
+    m.slice_profile = profile
+    good = [e for e in profile if e["extrusion_mm"] is not None and e["status"] == "ok"]
+    if good:
+        best = max(good, key=lambda e: e["extrusion_mm"])
+        m.max_extrusion_mm = float(best["extrusion_mm"])
+        m.max_extrusion_instance = best["instance_number"]
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def error_row(
+    err: InputError | KneeMeasureError,
+    *,
+    series: Series | None = None,
+    options: MeasureOptions | None = None,
+    side: str = "medial",
+) -> Measurement:
+    """A ``status=error`` row for an input that could not be measured."""
+    options = options or MeasureOptions()
+    if series is not None:
+        m = _base_row(series, options, side)
+    else:
+        m = Measurement(
+            source="", threshold_mm=options.threshold_mm, kneemeasure_version=__version__, side=side
+        )
+    if isinstance(err, InputError):
+        m.source = err.source
+        m.series_instance_uid = m.series_instance_uid or err.series_instance_uid
+        m.study_instance_uid = m.study_instance_uid or err.study_instance_uid
+        m.sop_instance_uid = err.sop_instance_uid
+        m.modality = m.modality or err.modality
+        m.error = err.error
+    else:
+        m.error = str(err) if (err.source or not m.source) else f"{m.source}: {err.message}"
+    m.status = "error"
+    m.method = ""
+    return m
+
+
+def _png_name(m: Measurement, used: set[str]) -> str:
+    base = m.series_instance_uid or Path(m.source).name or "input"
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[-60:]
+    name = f"{base}_{m.side}.png"
+    k = 2
+    while name in used:
+        name = f"{base}_{m.side}_{k}.png"
+        k += 1
+    used.add(name)
+    return name
+
+
+def _preview_image(series: Series) -> np.ndarray | None:
+    """The middle frame, for error PNGs; None when it cannot be decoded."""
+    try:
+        if not series.frames:
+            return None
+        img = series.load_frame(len(series.frames) // 2)
+        return img if img.ndim == 2 else None
+    except KneeMeasureError:
+        return None
+
+
+def is_candidate(series: Series) -> bool:
+    """A series kneemeasure can measure: coronal MR, reformattable 3D, or ultrasound."""
+    if series.modality == "US":
+        return True
+    if series.plane == "coronal":
+        return True
+    from kneemeasure.io import reformat
+
+    return reformat.is_reformattable(series)
+
+
+def measure_one(series: Series, options: MeasureOptions) -> list[Measurement]:
+    """Measure one series, never raising a KneeMeasureError: failures become error rows."""
+    try:
+        if series.modality == "US":
+            from kneemeasure.us_pipeline import measure_us_series
+
+            return measure_us_series(series, options)
+        return measure_series(series, options)
+    except UsageError:
+        raise
+    except KneeMeasureError as exc:
+        if not exc.source:
+            exc.source = series.source
+        m = error_row(exc, series=series, options=options)
+    except Exception as exc:  # a bug must not lose the other inputs' results
+        if options.debug:
+            raise
+        log.debug("internal error on %s", series.source, exc_info=True)
+        m = error_row(
+            KneeMeasureError(
+                f"internal error ({type(exc).__name__}: {str(exc)[:200]}); "
+                "rerun with --debug for the traceback and report it",
+                source=series.source,
+            ),
+            series=series,
+            options=options,
+        )
+    if options.png:
+        m.image = _preview_image(series)
+    return [m]
+
+
+def run_measure(
+    paths: Sequence[str | Path],
+    outdir: Path,
+    options: MeasureOptions | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    command: str = "measure",
+) -> RunResult:
+    """Measure every knee series under ``paths`` and write the outputs to ``outdir``.
+
+    Writes ``measurements.csv`` (one row per series and side), one PNG per row,
+    ``slices.csv`` (per-slice profile) and ``run.json``. Failures of single
+    inputs become ``status=error`` rows; other inputs are still measured.
+    """
+    from kneemeasure.io import discover_series
+    from kneemeasure.report import (
+        render_error_png,
+        render_measurement_png,
+        write_manifest,
+        write_rows,
+    )
+
+    options = options or MeasureOptions()
+    options.validate()
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    result = RunResult()
+    inputs: list[dict] = []
+    used_png: set[str] = set()
+    slice_rows: list[dict] = []
+
+    for path in paths:
+        series_list, errors = discover_series([path], spacing_mm=options.spacing_mm)
+        for err in errors:
+            result.measurements.append(error_row(err, options=options))
+            inputs.append(
+                {"source": err.source, "status": "error", "error": err.error, "seconds": 0.0}
+            )
+        if not series_list and not errors:
+            msg = "no DICOM files found under this path"
+            result.measurements.append(
+                error_row(InputError(source=str(path), error=f"{path}: {msg}"), options=options)
+            )
+            inputs.append({"source": str(path), "status": "error", "error": msg, "seconds": 0.0})
+        candidates = [s for s in series_list if is_candidate(s)]
+        for s in series_list:
+            if candidates and s not in candidates:
+                result.skipped.append(
+                    {
+                        "source": s.source,
+                        "series_instance_uid": s.series_instance_uid,
+                        "plane": s.plane,
+                        "reason": f"{s.plane} series skipped "
+                        "(a coronal series was found under the same path)",
+                    }
+                )
+                continue
+            t1 = time.perf_counter()
+            if progress:
+                progress(f"measuring {s.source} ({s.n_slices} slices, {s.plane})")
+            rows = measure_one(s, options)
+            for m in rows:
+                if options.png:
+                    name = _png_name(m, used_png)
+                    label = Path(s.source).name
+                    if m.status == "error":
+                        written = render_error_png(
+                            m.image, m.error, outdir / name, title=f"not measured: {label}"
+                        )
+                    else:
+                        written = render_measurement_png(
+                            m.image, m, outdir / name, source_label=label
+                        )
+                    m.png = name if written else ""
+                m.image = None
+                for e in m.slice_profile:
+                    slice_rows.append(
+                        {
+                            "series_instance_uid": m.series_instance_uid,
+                            "side": m.side,
+                            **{k: e.get(k) for k in SLICE_COLUMNS[2:]},
+                        }
+                    )
+                result.measurements.append(m)
+            inputs.append(
+                {
+                    "source": s.source,
+                    "series_instance_uid": s.series_instance_uid,
+                    "plane": s.plane,
+                    "slices": s.n_slices,
+                    "status": ",".join(sorted({m.status for m in rows})),
+                    "error": "; ".join(m.error for m in rows if m.status == "error"),
+                    "seconds": round(time.perf_counter() - t1, 3),
+                }
+            )
+
+    result.csv_path = write_rows(outdir / "measurements.csv", result.measurements)
+    outputs = {
+        "measurements_csv": "measurements.csv",
+        "png": [m.png for m in result.measurements if m.png],
+    }
+    if slice_rows:
+        write_rows(
+            outdir / "slices.csv", [_fmt_slice(r) for r in slice_rows], columns=SLICE_COLUMNS
+        )
+        outputs["slices_csv"] = "slices.csv"
+    opts = asdict(options)
+    result.manifest_path = write_manifest(
+        outdir / "run.json",
+        command=command,
+        options=opts,
+        inputs=inputs + [{**s, "status": "skipped"} for s in result.skipped],
+        outputs=outputs,
+        started=started,
+        elapsed_s=time.perf_counter() - t0,
+    )
+    return result
+
+
+SLICE_COLUMNS = (
+    "series_instance_uid",
+    "side",
+    "index",
+    "instance_number",
+    "sop_instance_uid",
+    "position_mm",
+    "plateau_row_px",
+    "plateau_col_px",
+    "meniscus_row_px",
+    "meniscus_col_px",
+    "extrusion_mm",
+    "confidence",
+    "status",
+    "error",
+)
+
+
+def _fmt_slice(row: dict) -> dict[str, str]:
+    out = {}
+    for k in SLICE_COLUMNS:
+        v = row.get(k)
+        out[k] = "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    return out
