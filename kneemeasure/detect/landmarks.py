@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from kneemeasure.detect.joint import find_bone_pair, normalise, to_isotropic
+from kneemeasure.detect.joint import find_bone_pair, to_isotropic
 from kneemeasure.detect.meniscus import find_meniscus
 from kneemeasure.detect.tibia import tibial_geometry, up_normal_of
 from kneemeasure.errors import DetectionError
@@ -86,8 +86,9 @@ def detect_landmarks(
     d = geo.plateau.direction
     n_up = up_normal_of(d)
     # Sample the original image (lightly smoothed, 0.3 mm) in the margin frame.
+    lo, hi = np.percentile(img, [1.0, 99.5])
     sm = ndi.gaussian_filter(
-        normalise(img), (0.3 / row_spacing_mm, 0.3 / col_spacing_mm)
+        (img - lo) / max(hi - lo, 1e-6), (0.3 / row_spacing_mm, 0.3 / col_spacing_mm)
     )
     u = np.arange(-25.0, 15.0 + 1e-9, 0.1)
     v = np.arange(-6.0, 16.0 + 1e-9, 0.1)

@@ -91,7 +91,7 @@ def _runs(flag: np.ndarray) -> list[tuple[int, int]]:
     d = np.diff(np.concatenate([[0], flag.astype(int), [0]]))
     starts = np.nonzero(d == 1)[0]
     stops = np.nonzero(d == -1)[0] - 1
-    return list(zip(starts.tolist(), stops.tolist()))
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))
 
 
 def find_meniscus(
@@ -153,7 +153,8 @@ def find_meniscus(
     contrast = bright_lvl - dark_lvl
     if contrast <= 1e-6:
         return None
-    thr = 0.5 * (dark_lvl + bright_lvl)
+    # Closer to the meniscus level: intermediate soft tissue must not count as dark.
+    thr = dark_lvl + 0.3 * contrast
     dark = patch < thr
     n_band = band.sum(axis=0)
     frac = np.where(n_band > 0, (dark & band).sum(axis=0) / np.maximum(n_band, 1), 0.0)

@@ -29,46 +29,63 @@ class Line:
     n_inliers: int
 
 
-def fit_line_robust(points_rc: np.ndarray, *, n_iter: int = 3, k_mad: float = 2.5) -> Line:
-    """Total-least-squares line fit with iterative outlier trimming.
+def fit_line_robust(points_rc: np.ndarray, *, inlier_tol: float = 0.75) -> Line:
+    """Robust line fit: best-consensus pair of points, then total least squares on inliers.
 
     Parameters
     ----------
     points_rc : ndarray, shape (N, 2)
         ``(row, col)`` points (any consistent unit, usually mm). N >= 2.
-    n_iter : int, keyword-only
-        Trimming rounds.
-    k_mad : float, keyword-only
-        Points whose perpendicular residual exceeds ``k_mad`` times the scaled median
-        absolute residual (at least 0.3 units) are dropped before the next round.
+    inlier_tol : float, keyword-only
+        Largest perpendicular distance (same unit) for a point to count as an inlier.
 
     Returns
     -------
     Line
+        ``rms_mm`` is the RMS perpendicular residual of the inliers.
+
+    Notes
+    -----
+    Every pair of (up to 80 evenly spaced) points proposes a line; the one with the most
+    inliers (ties: smaller summed residual) wins, and a total-least-squares fit over its
+    inliers (refined twice) gives the result. Outliers on one side, such as an
+    osteophyte on a cortex, do not tilt the line.
     """
     pts = np.asarray(points_rc, dtype=float)
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 2:
         raise ValueError("fit_line_robust needs an (N>=2, 2) array of (row, col) points")
+    sub = pts[np.unique(np.linspace(0, len(pts) - 1, min(len(pts), 80)).round().astype(int))]
+    i, j = np.triu_indices(len(sub), k=1)
+    d = sub[j] - sub[i]
+    norm = np.linalg.norm(d, axis=1)
+    ok = norm > 1e-9
+    i, j, d, norm = i[ok], j[ok], d[ok], norm[ok]
     keep = np.ones(len(pts), bool)
-    for _ in range(n_iter + 1):
-        sel = pts[keep]
+    if len(d):
+        nrm = np.column_stack([-d[:, 1], d[:, 0]]) / norm[:, None]
+        res = np.abs(np.einsum("kpc,kc->kp", pts[None, :, :] - sub[i][:, None, :], nrm))
+        inl = res <= inlier_tol
+        count = inl.sum(axis=1)
+        cost = np.where(inl, res, inlier_tol).sum(axis=1)
+        best = np.lexsort((cost, -count))[0]
+        keep = inl[best]
+    for _ in range(3):
+        sel = pts[keep] if keep.sum() >= 2 else pts
         c = sel.mean(axis=0)
         _, _, vt = np.linalg.svd(sel - c, full_matrices=False)
-        d = vt[0]
-        normal = np.array([-d[1], d[0]])
-        res = (pts - c) @ normal
-        scale = max(1.4826 * np.median(np.abs(res[keep])), 0.3)
-        new_keep = np.abs(res) <= k_mad * scale
+        dd = vt[0]
+        normal = np.array([-dd[1], dd[0]])
+        new_keep = np.abs((pts - c) @ normal) <= inlier_tol
         if new_keep.sum() < 2 or np.array_equal(new_keep, keep):
             break
         keep = new_keep
-    sel = pts[keep]
+    sel = pts[keep] if keep.sum() >= 2 else pts
     c = sel.mean(axis=0)
     _, _, vt = np.linalg.svd(sel - c, full_matrices=False)
-    d = vt[0]
-    normal = np.array([-d[1], d[0]])
+    dd = vt[0]
+    normal = np.array([-dd[1], dd[0]])
     rms = float(np.sqrt(np.mean(((sel - c) @ normal) ** 2)))
-    return Line(c, d / np.linalg.norm(d), rms, int(keep.sum()))
+    return Line(c, dd / np.linalg.norm(dd), rms, int(len(sel)))
 
 
 def intersect_lines(
@@ -205,8 +222,14 @@ def tibial_geometry(bp: BonePair, *, outer_col_sign: int) -> TibiaGeometry:
     corner = np.array([corner_row, c_out], float) * step
     notes: list[str] = []
     # Medial metaphyseal cortex: outermost tibia column per row, 3..15 mm below the rim.
-    r_start = int(round(corner_row + 3 / step))
-    r_end = int(round(corner_row + 15 / step))
+    # Start below the fitted plateau line at the rim (not the corner pixel, which a spur or
+    # a merged dark meniscus can lift), so the rim itself does not enter the fit.
+    if abs(d[1]) > 1e-6:
+        rim_row = (plateau.point[0] + d[0] / d[1] * (c_out * step - plateau.point[1])) / step
+    else:
+        rim_row = corner_row
+    r_start = int(round(rim_row + 4 / step))
+    r_end = int(round(rim_row + 16 / step))
     rows, cols = [], []
     for r in range(r_start, min(r_end, tib.shape[0] - 1) + 1):
         nz = np.nonzero(tib[r])[0]
