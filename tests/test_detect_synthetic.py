@@ -20,7 +20,7 @@ def synth_knee(*, row_mm=0.5, col_mm=0.5, extrusion_mm=2.0, dark_marrow=False,
     y = ((np.arange(nr * ss) + 0.5) / ss - 0.5)[:, None] * row_mm * np.ones((1, nc * ss))
     x = np.ones((nr * ss, 1)) * ((np.arange(nc * ss) + 0.5) / ss - 0.5)[None, :] * col_mm
     bone, cart, soft, dark = (0.1, 0.9, 0.4, 0.1) if dark_marrow else (1.0, 0.55, 0.4, 0.08)
-    img = np.full((nr, nc), soft)
+    img = np.full((nr * ss, nc * ss), soft)
     img[(y >= 47) & (y < 55) & (x >= 20) & (x <= 80)] = cart
     femur = (y < 47) & (x >= 22) & (x <= 78)
     img[femur] = bone

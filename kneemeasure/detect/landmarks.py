@@ -113,6 +113,13 @@ def detect_landmarks(
                   float(geo.margin_rc[1] / col_spacing_mm))
     outer_px = to_px(men.outer_uv)
     inner_px = to_px(men.inner_uv)
+    nr, nc = img.shape
+    for name, pt in (("meniscal edge", outer_px), ("tibial margin", plateau_px)):
+        if not (0 <= pt[0] <= nr - 1 and 0 <= pt[1] <= nc - 1):
+            raise DetectionError(
+                f"detected {name} lies outside the image (knee cut by the field of view?); {_HINT}"
+            )
+    border_mm = min(plateau_px[1], nc - 1 - plateau_px[1]) * col_spacing_mm
     extrusion = men.outer_uv[0]
     width = men.outer_uv[0] - men.inner_uv[0]
     notes = list(geo.notes)
@@ -126,6 +133,11 @@ def detect_landmarks(
         "extrusion": _soft(abs(extrusion - 2.0), 6.0, 10.0),
     }
     confidence = float(np.mean(list(cues.values())))
+    if border_mm < 5.0:
+        # A margin at the edge of the field of view usually means the bone mask leaked
+        # into soft tissue that the image cuts off.
+        confidence *= border_mm / 5.0
+        notes.append("tibial margin within 5 mm of the image edge")
     weak = [k for k, s in cues.items() if s < 0.5]
     if weak:
         notes.append("weak cues: " + ", ".join(weak))
