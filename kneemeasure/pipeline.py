@@ -21,6 +21,7 @@ import numpy as np
 from kneemeasure import __version__
 from kneemeasure.errors import (
     KneeMeasureError,
+    LateralityError,
     MissingSpacingError,
     UnsupportedImageError,
     UsageError,
@@ -119,7 +120,7 @@ def _resolve_laterality(series: Series, options: MeasureOptions) -> tuple[str | 
 
 
 def _check_measurable(series: Series) -> None:
-    name = series.source or (str(series.frames[0].path) if series.frames else "?")
+    name = series_label(series) or (str(series.frames[0].path) if series.frames else "?")
     if series.samples_per_pixel != 1:
         raise UnsupportedImageError(
             f"colour image ({series.photometric}, {series.samples_per_pixel} samples/pixel) "
@@ -145,9 +146,20 @@ def _constant_check(image: np.ndarray, name: str) -> None:
         raise UnsupportedImageError("constant (blank) image: nothing to measure", source=name)
 
 
+def series_label(series: Series) -> str:
+    """Where a series lives: its folder (or file) when that is unambiguous, else the user path."""
+    parents = {f.path.parent for f in series.frames}
+    files = {f.path for f in series.frames}
+    if len(files) == 1:
+        return str(next(iter(files)))
+    if len(parents) == 1:
+        return str(next(iter(parents)))
+    return series.source
+
+
 def _base_row(series: Series, options: MeasureOptions, side: str) -> Measurement:
     return Measurement(
-        source=series.source,
+        source=series_label(series),
         study_instance_uid=series.study_instance_uid,
         series_instance_uid=series.series_instance_uid,
         modality=series.modality,
@@ -202,7 +214,7 @@ def _prepare_series(series: Series) -> Series:
         f"{series.plane} series (Image Orientation (Patient) (0020,0037) = {iop}); "
         "MME is measured on coronal slices — give the coronal series "
         "(or a 3D sagittal series with slices <= 1.6 mm, which is reformatted)",
-        source=series.source,
+        source=series_label(series),
     )
 
 
@@ -246,21 +258,27 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
             raise UsageError(
                 f"--slice {options.slice_instance}: no such Instance Number in this series "
                 f"(it has {have})",
-                source=series.source,
+                source=series_label(series),
             )
         forced = numbers.index(options.slice_instance)
 
     volume = series.load_volume()
-    _constant_check(volume, series.source)
+    _constant_check(volume, series_label(series))
 
     laterality, lat_source = _resolve_laterality(series, options)
     if laterality is None:
         fib_sign, fib_conf = infer_fibula_side(volume, row_spacing_mm=rs, col_spacing_mm=cs)
+        if fib_sign not in (1, -1):
+            raise LateralityError(
+                "no Laterality (0020,0060) / Image Laterality (0020,0062) in the header and "
+                "the fibular head was not found to tell the side; pass --laterality left|right",
+                source=series_label(series),
+            )
         laterality = laterality_from_fibula(fib_sign, series.iop or (1, 0, 0, 0, 0, -1))
         lat_source = "anatomy"
         log.info(
             "%s: laterality %s inferred from the fibular head (confidence %.2f)",
-            series.source,
+            series_label(series),
             laterality,
             fib_conf,
         )
@@ -386,6 +404,7 @@ def error_row(
         m.error = err.error
     else:
         m.error = str(err) if (err.source or not m.source) else f"{m.source}: {err.message}"
+    m.error = " ".join(m.error.split())  # one line, whatever the cause said
     m.status = "error"
     m.method = ""
     return m
@@ -437,17 +456,17 @@ def measure_one(series: Series, options: MeasureOptions) -> list[Measurement]:
         raise
     except KneeMeasureError as exc:
         if not exc.source:
-            exc.source = series.source
+            exc.source = series_label(series)
         m = error_row(exc, series=series, options=options)
     except Exception as exc:  # a bug must not lose the other inputs' results
         if options.debug:
             raise
-        log.debug("internal error on %s", series.source, exc_info=True)
+        log.debug("internal error on %s", series_label(series), exc_info=True)
         m = error_row(
             KneeMeasureError(
                 f"internal error ({type(exc).__name__}: {str(exc)[:200]}); "
                 "rerun with --debug for the traceback and report it",
-                source=series.source,
+                source=series_label(series),
             ),
             series=series,
             options=options,
@@ -508,7 +527,7 @@ def run_measure(
             if candidates and s not in candidates:
                 result.skipped.append(
                     {
-                        "source": s.source,
+                        "source": series_label(s),
                         "series_instance_uid": s.series_instance_uid,
                         "plane": s.plane,
                         "reason": f"{s.plane} series skipped "
@@ -518,12 +537,12 @@ def run_measure(
                 continue
             t1 = time.perf_counter()
             if progress:
-                progress(f"measuring {s.source} ({s.n_slices} slices, {s.plane})")
+                progress(f"measuring {series_label(s)} ({s.n_slices} slices, {s.plane})")
             rows = measure_one(s, options)
             for m in rows:
                 if options.png:
                     name = _png_name(m, used_png)
-                    label = Path(s.source).name
+                    label = Path(series_label(s)).name
                     if m.status == "error":
                         written = render_error_png(
                             m.image, m.error, outdir / name, title=f"not measured: {label}"
@@ -545,7 +564,7 @@ def run_measure(
                 result.measurements.append(m)
             inputs.append(
                 {
-                    "source": s.source,
+                    "source": series_label(s),
                     "series_instance_uid": s.series_instance_uid,
                     "plane": s.plane,
                     "slices": s.n_slices,
