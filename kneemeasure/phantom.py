@@ -707,15 +707,24 @@ def make_volume(spec: PhantomSpec) -> tuple[np.ndarray, PhantomTruth]:
     return vol, truth
 
 
+def make_truth(spec: PhantomSpec) -> PhantomTruth:
+    """The exact truth of ``spec`` without rendering any pixels (fast)."""
+    _check(spec)
+    dys, ref = _slice_ys(spec)
+    slices = [_slice_geometry(spec, float(dy)) for dy in dys]
+    return _truth(spec, _Frame(spec), slices, ref)
+
+
 def _truth(spec: PhantomSpec, fr: _Frame, slices: list[_Slice], ref: int) -> PhantomTruth:
     sl = slices[ref]
     m, lm = sl.med, sl.lat
     if m is None or lm is None:  # cannot happen: the body factor is 1 at dy = 0
         raise UsageError("reference slice has no meniscal body; check PhantomSpec")
 
-    def apex_v(mm: dict) -> float:
+    def apex_v(mm: dict) -> float:  # middle of the wedge's inner end
         low = float(_men_low(mm["u_i"], mm["margin"]))
-        return low - 0.075 * mm["H"]
+        top = max(float(_fem_surface(mm["u_i"], sl)) + 0.2, low - 0.3 * mm["H"])
+        return (low + top) / 2.0
 
     n = spec.n_slices
     inst = list(range(n, 0, -1)) if spec.reverse_instances else list(range(1, n + 1))
@@ -750,22 +759,43 @@ def _truth(spec: PhantomSpec, fr: _Frame, slices: list[_Slice], ref: int) -> Pha
     )
 
 
-def label_slice(spec: PhantomSpec, index: int) -> np.ndarray:
-    """Tissue labels at the pixel centres of one slice (for tests and figures).
+def tissue_at(
+    spec: PhantomSpec, index: int, rows_px: np.ndarray, cols_px: np.ndarray
+) -> np.ndarray:
+    """Tissue labels at arbitrary (sub-pixel) points of one slice.
+
+    Parameters
+    ----------
+    spec : PhantomSpec
+    index : int
+        Slice index in position order.
+    rows_px, cols_px : array_like, same shape
+        Point coordinates in pixels (row, col).
 
     Returns
     -------
-    ndarray, shape (rows, cols), int8
+    ndarray, int8, same shape
         Labels ``AIR`` ... ``DEGEN`` (module constants).
     """
     _check(spec)
     fr = _Frame(spec)
     dys, _ = _slice_ys(spec)
     sl = _slice_geometry(spec, float(dys[index]))
-    r_mm = (np.arange(spec.rows) * fr.dr)[:, None] + np.zeros((1, spec.cols))
-    c_mm = (np.arange(spec.cols) * fr.dc)[None, :] + np.zeros((spec.rows, 1))
-    us, vs = fr.soft_from_image(r_mm, c_mm)
+    r_mm = np.asarray(rows_px, dtype=float) * fr.dr
+    c_mm = np.asarray(cols_px, dtype=float) * fr.dc
+    us, vs = fr.soft_from_image(*np.broadcast_arrays(r_mm, c_mm))
     return _labels(us, vs, sl, spec, fr.tau)
+
+
+def label_slice(spec: PhantomSpec, index: int) -> np.ndarray:
+    """Tissue labels at the pixel centres of one slice.
+
+    Returns
+    -------
+    ndarray, shape (rows, cols), int8
+    """
+    rr, cc = np.mgrid[0 : spec.rows, 0 : spec.cols]
+    return tissue_at(spec, index, rr, cc)
 
 
 # --------------------------------------------------------------------------- DICOM
@@ -1209,6 +1239,8 @@ __all__ = [
     "SAMPLE_SPECS",
     "TRUTH_COLUMNS",
     "label_slice",
+    "make_truth",
+    "tissue_at",
     "make_volume",
     "suite_specs",
     "truth_row",
