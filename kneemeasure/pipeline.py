@@ -411,7 +411,9 @@ def error_row(
 
 
 def _png_name(m: Measurement, used: set[str]) -> str:
-    base = m.series_instance_uid or Path(m.source).name or "input"
+    stem = Path(m.source).stem or "input"
+    uid = m.series_instance_uid.replace(".", "")[-6:]
+    base = f"{stem}_{uid}" if uid else stem
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[-60:]
     name = f"{base}_{m.side}.png"
     k = 2
