@@ -1,0 +1,48 @@
+"""Detection on the real OsiriX T1 coronal series (left knee; medial = image left)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kneemeasure.detect import detect_landmarks, infer_fibula_side, select_reference_slice
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+T1 = REAL / "osirix_knee" / "T1_coronal"
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture(scope="module")
+def t1_volume():
+    if not T1.is_dir():
+        pytest.skip("../shared/realdata not present")
+    pydicom = pytest.importorskip("pydicom")
+    ds = [pydicom.dcmread(p) for p in sorted(T1.iterdir()) if p.is_file()]
+    iop = np.array(ds[0].ImageOrientationPatient, float)
+    normal = np.cross(iop[:3], iop[3:])
+    ds.sort(key=lambda d: float(normal @ np.array(d.ImagePositionPatient, float)))
+    vol = np.stack([d.pixel_array.astype(np.float32) for d in ds])
+    inst = [int(d.InstanceNumber) for d in ds]
+    rs, cs = (float(v) for v in ds[0].PixelSpacing)
+    return vol, inst, rs, cs
+
+
+def test_t1_reference_slice_landmarks_and_fibula(t1_volume):
+    vol, inst, rs, cs = t1_volume
+    choice = select_reference_slice(vol, row_spacing_mm=rs, col_spacing_mm=cs,
+                                    medial_col_sign=-1)
+    lo, hi = sorted((inst.index(9), inst.index(14)))
+    assert lo <= choice.index <= hi, (choice.index, choice.scores)
+    lm = detect_landmarks(vol[choice.index], row_spacing_mm=rs, col_spacing_mm=cs,
+                          outer_col_sign=-1)
+    cols = vol.shape[2]
+    assert lm.plateau_rc[1] < cols / 2 and lm.meniscus_rc[1] < cols / 2
+    # Joint line of this series lies around rows 280-320 (0.3125 mm pixels).
+    assert 260 < lm.plateau_rc[0] < 340
+    d = np.array(lm.plateau_dir_rc)
+    mme = float(((np.array(lm.meniscus_rc) - np.array(lm.plateau_rc)) * [rs, cs]) @ d)
+    assert -1.0 <= mme <= 4.0
+    assert d[1] < 0  # outward = medial = image left
+    side, conf = infer_fibula_side(vol, row_spacing_mm=rs, col_spacing_mm=cs)
+    assert side == 1 and conf > 0.5
