@@ -183,6 +183,10 @@ class MeasureController:
             aspect=self.rs / self.cs,
             interpolation="bilinear",
         )
+        # one-line cursor read-out in (row, col): a two-line toolbar message would
+        # resize the canvas (TkAgg) and move the image under the mouse
+        self.image_artist.get_cursor_data = lambda event: None
+        self.ax.format_coord = self._format_coord
         self.full_limits = (self.ax.get_xlim(), self.ax.get_ylim())
         self.title_artist = self.ax.set_title("", fontsize=11, fontweight="bold")
         self.status_artist = fig.text(0.5, 0.965, "", ha="center", va="center", fontsize=8.5)
@@ -395,6 +399,13 @@ class MeasureController:
         self.legend_artist.set_visible(self.show_legend)
         self.fig.canvas.draw_idle()
 
+    def _format_coord(self, x: float, y: float) -> str:
+        r, c = int(round(y)), int(round(x))
+        img = self.volume[self.index]
+        inside = 0 <= r < img.shape[0] and 0 <= c < img.shape[1]
+        value = f"  value {img[r, c]:.0f}" if inside else ""
+        return f"row {y:.1f}  col {x:.1f}{value}"
+
     def _active_position(self) -> np.ndarray | None:
         if self.active == "surface":
             return self.direction_handle()
@@ -461,13 +472,19 @@ class MeasureController:
         if mp.surface_rc is not None:
             mp.surface_rc = (rnd(mp.surface_rc[0]), rnd(mp.surface_rc[1]))
         mp.method = method if method != "auto" else "auto+corrected"
+        detected = self.detected(self.index)
+        # record what the direction and the width came from, so a replay needs no flags
+        mp.inner_from_detection = False
+        if detected is not None and detected.meniscus_inner_rc is not None:
+            mp.meniscus_inner_rc = rnd(detected.meniscus_inner_rc)
         lm, _ = measure_from_points(
             mp,
             row_spacing_mm=self.rs,
             col_spacing_mm=self.cs,
             outer_col_sign=self.outer,
-            detected=self.detected(self.index),
+            detected=detected,
         )
+        mp.direction_source = lm.plateau_direction_source
         self._finish(SessionResult("accept", self.index, method, mp, lm))
         return self.result
 

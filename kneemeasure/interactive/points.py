@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,9 @@ POINTS_COLUMNS: tuple[str, ...] = (
     "surface1_col_px",
     "surface2_row_px",
     "surface2_col_px",
+    "meniscus_inner_row_px",
+    "meniscus_inner_col_px",
+    "plateau_direction_source",
     "method",
     "frame",
 )
@@ -82,6 +85,15 @@ class ManualPoints:
         ``"manual"`` or ``"auto+corrected"`` (how the points were obtained).
     frame : int or None
         Ultrasound cine frame (0-based).
+    direction_source : str
+        ``""`` (decide: surface points, else detection, else image row),
+        ``"image-row"`` (never use detection for the direction), ``"detected"``
+        (detection required) or ``"points"`` (the surface points).
+    meniscus_inner_rc : (float, float) or None
+        Inner apex of the meniscal body (for the width), when given.
+    inner_from_detection : bool
+        ``True``: take the inner apex from detection (when it ran); ``False``:
+        use ``meniscus_inner_rc`` as given, ``None`` meaning no width.
     """
 
     plateau_rc: Point
@@ -92,7 +104,9 @@ class ManualPoints:
     instance_number: int | None = None
     method: str = "manual"
     frame: int | None = None
-    extra: dict = field(default_factory=dict, repr=False)
+    direction_source: str = ""
+    meniscus_inner_rc: Point | None = None
+    inner_from_detection: bool = True
 
     def to_dict(self) -> dict:
         """Plain JSON-friendly dict (used in :class:`MeasureOptions.points` and run.json)."""
@@ -105,6 +119,11 @@ class ManualPoints:
             "instance_number": self.instance_number,
             "method": self.method,
             "frame": self.frame,
+            "direction_source": self.direction_source,
+            "meniscus_inner_rc": None
+            if self.meniscus_inner_rc is None
+            else list(self.meniscus_inner_rc),
+            "inner_from_detection": self.inner_from_detection,
         }
 
     @classmethod
@@ -121,6 +140,11 @@ class ManualPoints:
             instance_number=d.get("instance_number"),
             method=d.get("method", "manual") or "manual",
             frame=d.get("frame"),
+            direction_source=d.get("direction_source", "") or "",
+            meniscus_inner_rc=None
+            if d.get("meniscus_inner_rc") is None
+            else tuple(float(v) for v in d["meniscus_inner_rc"]),
+            inner_from_detection=bool(d.get("inner_from_detection", True)),
         )
 
 
@@ -267,6 +291,20 @@ def read_points_file(path: str | Path) -> list[ManualPoints]:
             surface = (pt("surface1"), pt("surface2"))
             if surface[0] == surface[1]:
                 raise UsageError(f"{where}: the two plateau surface points coincide")
+        inner = None
+        has_inner = "meniscus_inner_row_px" in header and "meniscus_inner_col_px" in header
+        if has_inner and (r["meniscus_inner_row_px"] or r["meniscus_inner_col_px"]):
+            inner = pt("meniscus_inner")
+        source = r.get("plateau_direction_source", "")
+        if source not in ("", "points", "detected", "image-row"):
+            raise UsageError(
+                f"{where}: plateau_direction_source must be points, detected or image-row, "
+                f"not {source!r}"
+            )
+        if source == "points" and surface is None:
+            raise UsageError(
+                f"{where}: plateau_direction_source=points needs the surface1/surface2 cells"
+            )
         method = r.get("method", "") or "manual"
         if method not in MANUAL_METHODS:
             raise UsageError(
@@ -283,6 +321,9 @@ def read_points_file(path: str | Path) -> list[ManualPoints]:
                 instance_number=instance,
                 method=method,
                 frame=int(float(frame)) if frame else None,
+                direction_source=source,
+                meniscus_inner_rc=inner,
+                inner_from_detection=not has_inner,
             )
         )
     return out
@@ -299,6 +340,7 @@ def write_points_file(path: str | Path, entries: Iterable[ManualPoints]) -> Path
     rows = []
     for e in entries:
         s1, s2 = e.surface_rc if e.surface_rc is not None else ((None, None), (None, None))
+        inner = e.meniscus_inner_rc if e.meniscus_inner_rc is not None else (None, None)
         rows.append(
             {
                 "series_instance_uid": e.series_instance_uid,
@@ -312,6 +354,9 @@ def write_points_file(path: str | Path, entries: Iterable[ManualPoints]) -> Path
                 "surface1_col_px": _fmt(s1[1]),
                 "surface2_row_px": _fmt(s2[0]),
                 "surface2_col_px": _fmt(s2[1]),
+                "meniscus_inner_row_px": _fmt(inner[0]),
+                "meniscus_inner_col_px": _fmt(inner[1]),
+                "plateau_direction_source": e.direction_source,
                 "method": e.method,
                 "frame": "" if e.frame is None else str(e.frame),
             }
@@ -341,8 +386,9 @@ def landmarks_from_points(
         (MRI); orients the plateau direction outward.
     detected : Landmarks, optional
         Automatic landmarks on the same slice: their plateau direction is used
-        when no surface points are given, and their inner meniscal apex gives the
-        meniscal width.
+        when no surface points are given (unless ``points.direction_source ==
+        "image-row"``), and their inner meniscal apex gives the meniscal width
+        (unless ``points.inner_from_detection`` is false).
     modality : {"MR", "US"}
         For ``"US"`` the image-row fallback is the row direction ``(0, 1)``
         (the cortex runs roughly parallel to the skin).
@@ -354,6 +400,11 @@ def landmarks_from_points(
         ``plateau_direction_source`` in ``{"points", "detected", "image-row"}``.
     """
     notes = []
+    if points.direction_source == "detected" and points.surface_rc is None and detected is None:
+        raise KneeMeasureError(
+            "the points say the plateau direction was detected, but there is no automatic "
+            "result on this slice (--no-auto or detection failed); add surface points"
+        )
     if points.surface_rc is not None:
         direction = plateau_direction_from_points(
             points.surface_rc[0],
@@ -363,14 +414,17 @@ def landmarks_from_points(
             outer_col_sign=outer_col_sign if modality != "US" else 1,
         )
         source = "points"
-    elif detected is not None:
+    elif detected is not None and points.direction_source != "image-row":
         direction = unit(detected.plateau_dir_rc)
         source = "detected"
     else:
         direction = np.array([0.0, float(outer_col_sign if modality != "US" else 1)])
         source = "image-row"
         notes.append("plateau direction = image row (no surface points, no detection)")
-    inner = detected.meniscus_inner_rc if detected is not None else None
+    if points.inner_from_detection:
+        inner = detected.meniscus_inner_rc if detected is not None else None
+    else:
+        inner = points.meniscus_inner_rc
     return Landmarks(
         plateau_rc=(float(points.plateau_rc[0]), float(points.plateau_rc[1])),
         meniscus_rc=(float(points.meniscus_rc[0]), float(points.meniscus_rc[1])),

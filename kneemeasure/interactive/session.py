@@ -259,7 +259,8 @@ def corrections_from_rows(rows: Sequence[Measurement]) -> list[ManualPoints]:
     for m in rows:
         if m.method not in MANUAL_METHODS or m.status == "error" or m.plateau_row_px is None:
             continue
-        surface = m.landmarks.plateau_surface_rc if m.landmarks is not None else None
+        lm = m.landmarks
+        surface = lm.plateau_surface_rc if lm is not None else None
         if m.plateau_direction_source != "points":
             surface = None
         out.append(
@@ -272,6 +273,9 @@ def corrections_from_rows(rows: Sequence[Measurement]) -> list[ManualPoints]:
                 instance_number=m.instance_number,
                 method=m.method,
                 frame=m.frame,
+                direction_source=m.plateau_direction_source,
+                meniscus_inner_rc=None if lm is None else lm.meniscus_inner_rc,
+                inner_from_detection=False,
             )
         )
     return out

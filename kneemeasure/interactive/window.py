@@ -60,6 +60,31 @@ def check_display() -> str:
     return backend
 
 
+def _write_window_info(ctrl: MeasureController, path: str) -> None:
+    """Where the image is on the screen (for the Xvfb end-to-end test and screen readers).
+
+    Writes JSON: ``screen_xy_of_canvas`` (top-left corner of the canvas on the
+    screen, pixels), ``canvas_height_px`` and ``data_to_canvas`` (3x3 affine from
+    ``(col, row, 1)`` to canvas pixels with the origin at the bottom left).
+    """
+    import json
+
+    widget = getattr(ctrl.fig.canvas, "get_tk_widget", None)
+    if widget is None:
+        return
+    w = widget()
+    info = {
+        "screen_xy_of_canvas": [int(w.winfo_rootx()), int(w.winfo_rooty())],
+        "canvas_height_px": float(ctrl.fig.bbox.height),
+        "data_to_canvas": ctrl.ax.transData.get_matrix().tolist(),
+        "index": ctrl.index,
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(info, fh)
+    os.replace(tmp, path)
+
+
 def run_session(volume: np.ndarray, **controller_kw) -> SessionResult:
     """Open a window, let the user measure, return what was decided.
 
@@ -93,7 +118,7 @@ def run_session(volume: np.ndarray, **controller_kw) -> SessionResult:
         ) from None
     try:
         try:
-            fig = plt.figure(figsize=(9.5, 9.5))
+            fig = plt.figure(figsize=(9.0, 8.6))
         except Exception as exc:  # Tk raises TclError ("couldn't connect to display")
             raise UsageError(
                 f"--interactive: cannot open a window on display "
@@ -111,6 +136,9 @@ def run_session(volume: np.ndarray, **controller_kw) -> SessionResult:
             except AttributeError:
                 pass
         ctrl = MeasureController(fig, volume, on_done=lambda _r: plt.close(fig), **controller_kw)
+        info_path = os.environ.get("KNEEMEASURE_WINDOW_INFO")
+        if info_path:
+            fig.canvas.mpl_connect("draw_event", lambda _e: _write_window_info(ctrl, info_path))
         plt.show(block=True)
         return ctrl.result or SessionResult("skip", ctrl.index)
     finally:
