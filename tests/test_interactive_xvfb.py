@@ -145,7 +145,7 @@ def test_clicks_in_real_window_measure_truth_and_replay(xvfb, tmp_path):
             # (toolbar read-out, late resize) is settled before the click
             x, y = _screen_xy(_wait_for(info_path, proc, timeout=90), *rc)
             subprocess.run(
-                ["xdotool", "mousemove", "--sync", str(x), str(y)], env=env, check=True, timeout=20
+                ["xdotool", "mousemove", str(x), str(y)], env=env, check=True, timeout=20
             )
             x, y = _screen_xy(_wait_for(info_path, proc, timeout=30), *rc)
             subprocess.run(

@@ -110,10 +110,14 @@ def measure_series_manual(series: Series, options) -> list[Measurement]:
     body: list[int] = []
     slice_conf = 1.0
     forced = options.slice_instance is not None
+    # the automatic slice choice is only needed where no slice is named
+    named = all(p is not None and p.instance_number is not None for p in given.values())
     if forced:
         index = _index_of_instance(series, options.slice_instance, "--slice")
     elif n == 1:
         index = 0
+    elif named and not interactive:
+        index = -1  # every side names its slice
     elif not no_auto:
         from kneemeasure.detect import select_reference_slice
 
@@ -159,7 +163,13 @@ def measure_series_manual(series: Series, options) -> list[Measurement]:
         m = pl._base_row(series, options, side)
         m.laterality, m.laterality_source = laterality, lat_source
         m.medial_image_side = pl._image_side(medial_sign)
-        auto = detect(i0, side, outer)
+        needs_detection = (
+            interactive
+            or mp is None
+            or mp.inner_from_detection
+            or (mp.surface_rc is None and mp.direction_source != "image-row")
+        )
+        auto = detect(i0, side, outer) if needs_detection else None
 
         def auto_row(
             m: Measurement = m,
@@ -222,7 +232,7 @@ def measure_series_manual(series: Series, options) -> list[Measurement]:
                     row_spacing_mm=rs,
                     col_spacing_mm=cs,
                     outer_col_sign=outer,
-                    detected=detect(i0, side, outer),
+                    detected=auto,
                 )
                 _manual_row(m, series, options, i0, lm, mp.method)
                 m.image = volume[i0]
