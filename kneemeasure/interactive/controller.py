@@ -168,7 +168,7 @@ class MeasureController:
         self.modified = False
         self._drag: str | None = None
         self._wl_drag: tuple[float, float, float, float] | None = None
-        self._pan_drag: tuple[float, float, tuple, tuple] | None = None
+        self._pan_drag: tuple | None = None
         self._dynamic: list = []
 
         self.ax = fig.add_axes((0.02, 0.17, 0.96, 0.74))
@@ -513,7 +513,8 @@ class MeasureController:
 
     def toggle_compartment_zoom(self) -> None:
         """Zoom to 44 mm around the landmarks, or back to the whole slice."""
-        if (self.ax.get_xlim(), self.ax.get_ylim()) != self.full_limits:
+        view = np.r_[self.ax.get_xlim(), self.ax.get_ylim()]
+        if not np.allclose(view, np.r_[self.full_limits[0], self.full_limits[1]], atol=1e-3):
             self.ax.set_xlim(*self.full_limits[0])
             self.ax.set_ylim(*self.full_limits[1])
         else:
@@ -576,7 +577,8 @@ class MeasureController:
         elif event.button == 3:
             self._wl_drag = (event.x, event.y, self.vmin, self.vmax)
         elif event.button == 2:
-            self._pan_drag = (event.x, event.y, self.ax.get_xlim(), self.ax.get_ylim())
+            inv = self.ax.transData.inverted().frozen()
+            self._pan_drag = (event.x, event.y, self.ax.get_xlim(), self.ax.get_ylim(), inv)
 
     def on_motion(self, event) -> None:
         if self.result is not None:
@@ -592,8 +594,7 @@ class MeasureController:
             level = level - (event.y - y0) * scale
             self.set_window(level - width / 2, level + width / 2)
         elif self._pan_drag is not None:
-            x0, y0, xlim, ylim = self._pan_drag
-            inv = self.ax.transData.inverted()
+            x0, y0, xlim, ylim, inv = self._pan_drag
             a = inv.transform((x0, y0))
             b = inv.transform((event.x, event.y))
             dx, dy = a[0] - b[0], a[1] - b[1]
