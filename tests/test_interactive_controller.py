@@ -246,7 +246,8 @@ def test_window_level_zoom_and_pan():
     assert np.diff(ctrl.ax.get_xlim())[0] == pytest.approx(44.0 / CS)
     x0 = ctrl.ax.get_xlim()
     drag(ctrl, (30.0, 60.0), (30.0, 70.0), button=2, steps=1)  # pan by 10 columns
-    assert ctrl.ax.get_xlim()[0] == pytest.approx(x0[0] - 10.0, abs=1e-6)
+    # event positions are whole display pixels (~0.4 column here)
+    assert ctrl.ax.get_xlim()[0] == pytest.approx(x0[0] - 10.0, abs=1.0)
     key(ctrl, "z")
     assert ctrl.ax.get_xlim() == pytest.approx(ctrl.full_limits[0])
 
