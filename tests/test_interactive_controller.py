@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from matplotlib.backend_bases import KeyEvent, MouseEvent
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kneemeasure.interactive.controller import MeasureController
+from kneemeasure.interactive.events import click, drag, key, scroll
 from kneemeasure.interactive.points import ManualPoints, measure_from_points
 from kneemeasure.models import Landmarks
 
@@ -53,42 +53,6 @@ def _make(auto=None, detect=None, n=3, **kw) -> MeasureController:
     ctrl._done = done
     fig.canvas.draw()
     return ctrl
-
-
-def _xy(ctrl, row, col):
-    return ctrl.ax.transData.transform((col, row))
-
-
-def _mouse(ctrl, name, row, col, button=1):
-    x, y = _xy(ctrl, row, col)
-    ev = MouseEvent(name, ctrl.fig.canvas, x, y, button=button)
-    ctrl.fig.canvas.callbacks.process(name, ev)
-
-
-def click(ctrl, row, col, button=1):
-    _mouse(ctrl, "button_press_event", row, col, button)
-    _mouse(ctrl, "button_release_event", row, col, button)
-
-
-def drag(ctrl, start, end, button=1, steps=3):
-    _mouse(ctrl, "button_press_event", *start, button=button)
-    for t in np.linspace(0, 1, steps + 1)[1:]:
-        r = start[0] + t * (end[0] - start[0])
-        c = start[1] + t * (end[1] - start[1])
-        _mouse(ctrl, "motion_notify_event", r, c, button=button)
-    _mouse(ctrl, "button_release_event", *end, button=button)
-
-
-def key(ctrl, k, at=None):
-    x, y = _xy(ctrl, *at) if at is not None else (0, 0)
-    ev = KeyEvent("key_press_event", ctrl.fig.canvas, k, x, y)
-    ctrl.fig.canvas.callbacks.process("key_press_event", ev)
-
-
-def scroll(ctrl, direction):
-    x, y = _xy(ctrl, 30, 60)
-    ev = MouseEvent("scroll_event", ctrl.fig.canvas, x, y, button=direction, step=1)
-    ctrl.fig.canvas.callbacks.process("scroll_event", ev)
 
 
 def _marker(ctrl, style):
@@ -200,11 +164,11 @@ def test_scroll_and_keys_change_slice_and_detection_follows():
 
     ctrl = _make(auto=_auto(), detect=detect)
     first = ctrl.image_artist.get_array().copy()
-    scroll(ctrl, "up")
+    scroll(ctrl, "up", at=(30, 60))
     assert ctrl.index == 2
     assert not np.array_equal(ctrl.image_artist.get_array(), first)
     assert "slice 3/3 (instance 13)" in ctrl.status_artist.get_text()
-    scroll(ctrl, "up")  # clipped at the last slice
+    scroll(ctrl, "up", at=(30, 60))  # clipped at the last slice
     assert ctrl.index == 2
     # landmarks stay where they were; no detection on slice 2 -> image-row direction
     assert ctrl.current_landmarks().plateau_direction_source == "image-row"
