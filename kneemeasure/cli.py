@@ -171,12 +171,64 @@ def measure(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            help="Open a window to check, move or click the landmarks (needs a display).",
+        ),
+    ] = False,
+    no_auto: Annotated[
+        bool,
+        typer.Option("--no-auto", help="No automatic detection: landmarks from clicks or points."),
+    ] = False,
+    points: Annotated[
+        str | None,
+        typer.Option(
+            "--points",
+            help="Landmarks in pixels 'PLATEAU_ROW,PLATEAU_COL;MENISCUS_ROW,MENISCUS_COL' "
+            "(+ ';S1_ROW,S1_COL;S2_ROW,S2_COL' on the plateau surface for its direction).",
+            show_default=False,
+        ),
+    ] = None,
+    points_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--points-file",
+            help="Corrections CSV (series_instance_uid, side, instance_number, "
+            "plateau/meniscus row/col px); measures those series from the given landmarks.",
+            show_default=False,
+        ),
+    ] = None,
+    save_corrections: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-corrections",
+            help="With --interactive: write the corrections as a --points-file CSV.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Measure meniscal extrusion; write measurements.csv, PNGs and run.json to OUT."""
     from kneemeasure.pipeline import run_measure
 
     try:
         _check_paths(paths)
+        manual = None
+        if interactive or no_auto or points or points_file or save_corrections:
+            from kneemeasure.interactive.points import build_points_option
+
+            manual = build_points_option(
+                points=points,
+                points_file=points_file,
+                interactive=interactive,
+                no_auto=no_auto,
+                save_corrections=save_corrections,
+            )
+            if interactive:
+                from kneemeasure.interactive.window import check_display
+
+                check_display()  # fail at once without a display, before reading images
         opts = _options(
             side=side.value,
             threshold_mm=threshold_mm,
@@ -189,6 +241,7 @@ def measure(
             us_reference=us_reference.value,
             us_frame=frame,
             us_proximal=None if proximal is None else proximal.value,
+            points=manual,
         )
 
         def progress(msg: str) -> None:

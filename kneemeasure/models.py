@@ -169,6 +169,10 @@ class Landmarks:
         ``"detected"``, ``"points"``, ``"image-row"``.
     notes : list of str
         Human-readable notes from detection (for review).
+    plateau_surface_rc : ((float, float), (float, float)) or None
+        The two plateau-surface points that gave ``plateau_dir_rc`` when
+        ``plateau_direction_source == "points"`` (manual / corrected landmarks),
+        kept so a corrections file can reproduce the direction exactly.
     """
 
     plateau_rc: tuple[float, float]
@@ -178,6 +182,7 @@ class Landmarks:
     confidence: float
     plateau_direction_source: str = "detected"
     notes: list[str] = field(default_factory=list)
+    plateau_surface_rc: tuple[tuple[float, float], tuple[float, float]] | None = None
 
 
 #: Fixed column order of ``measurements.csv``.

@@ -119,7 +119,7 @@ def _resolve_laterality(series: Series, options: MeasureOptions) -> tuple[str | 
     return None, "none"
 
 
-def _check_measurable(series: Series) -> None:
+def _check_measurable(series: Series, *, allow_single: bool = False) -> None:
     name = series_label(series) or (str(series.frames[0].path) if series.frames else "?")
     if series.samples_per_pixel != 1:
         raise UnsupportedImageError(
@@ -133,7 +133,7 @@ def _check_measurable(series: Series) -> None:
             "pass --spacing-mm ROW COL (mm) if you know it",
             source=name,
         )
-    if series.n_slices < 2:
+    if series.n_slices < 2 and not allow_single:
         raise UnsupportedImageError(
             "single-slice series: the spine-apex slice is chosen among the coronal slices; "
             "pass the whole coronal series folder (or --points to measure this slice by hand)",
@@ -241,6 +241,10 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
     from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign
 
     options = options or MeasureOptions()
+    if options.points:  # manual / interactive landmarks (issue 4)
+        from kneemeasure.interactive.session import measure_series_manual
+
+        return measure_series_manual(series, options)
     if options.spacing_mm is not None:
         series.row_spacing_mm, series.col_spacing_mm = options.spacing_mm
         series.spacing_source = "user"
@@ -577,6 +581,10 @@ def run_measure(
             )
 
     result.csv_path = write_rows(outdir / "measurements.csv", result.measurements)
+    if options.points and options.points.get("save_corrections"):
+        from kneemeasure.interactive.session import save_corrections
+
+        save_corrections(options.points["save_corrections"], result.measurements)
     outputs = {
         "measurements_csv": "measurements.csv",
         "png": [m.png for m in result.measurements if m.png],
