@@ -25,6 +25,14 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def _tagged_series(samples_dir: Path) -> Path:
+    """A sample series whose header carries Laterality (the plain, common case)."""
+    for t in _rows(samples_dir / "truth.csv"):
+        if t["include_laterality_tag"] == "true":
+            return samples_dir / t["series_dir"]
+    raise AssertionError("no sample with a Laterality tag")
+
+
 def test_version_and_help():
     r = runner.invoke(app, ["--version"])
     assert r.exit_code == 0, r.output
@@ -89,7 +97,7 @@ def test_outputs_carry_no_patient_data(sample_run):
 def test_bad_input_keeps_good_results(tmp_path, samples_dir):
     junk = tmp_path / "notes.txt"
     junk.write_text("not a dicom")
-    series = sorted(p for p in samples_dir.iterdir() if p.is_dir())[0]
+    series = _tagged_series(samples_dir)
     out = tmp_path / "o"
     r = runner.invoke(app, ["measure", str(series), str(junk), "-o", str(out), "-q"])
     assert r.exit_code == 1, r.output
@@ -102,7 +110,7 @@ def test_bad_input_keeps_good_results(tmp_path, samples_dir):
 
 
 def test_subprocess_entry_point(tmp_path, samples_dir):
-    series = sorted(p for p in samples_dir.iterdir() if p.is_dir())[0]
+    series = _tagged_series(samples_dir)
     out = tmp_path / "o"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), "measure", str(series), "-o", str(out),
@@ -116,7 +124,7 @@ def test_subprocess_entry_point(tmp_path, samples_dir):
 
 
 def test_inspect_describes_series(samples_dir):
-    series = sorted(p for p in samples_dir.iterdir() if p.is_dir())[0]
+    series = _tagged_series(samples_dir)
     r = runner.invoke(app, ["inspect", str(series)])
     assert r.exit_code == 0, r.output
     assert "coronal" in r.output and "spacing" in r.output and "would measure" in r.output
