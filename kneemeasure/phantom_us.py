@@ -496,7 +496,9 @@ def write_us_dicom(spec: UsPhantomSpec, path: Path | str) -> dict:
     def full(p: tuple[float, float]) -> tuple[float, float]:
         return (p[0] + offset[0], p[1] + offset[1])
 
-    tm, fm, mm = full(truth.tibial_margin_rc), full(truth.femoral_margin_rc), full(truth.meniscus_rc)
+    tm = full(truth.tibial_margin_rc)
+    fm = full(truth.femoral_margin_rc)
+    mm = full(truth.meniscus_rc)
     row = {
         "file": path.name,
         "extrusion_mm": truth.extrusion_mm,
@@ -547,7 +549,8 @@ def us_suite_specs(n: int = 100, *, seed: int = 0) -> list[UsPhantomSpec]:
         depth = float(rng.choice([25.0, 30.0, 35.0, 40.0]))
         base = float(rng.uniform(0.07, 0.13))
         spacing = (base, base) if i % 3 else (base, float(base * rng.uniform(1.1, 1.5)))
-        tib = float(rng.uniform(max(11.0, extrusion + 8.0), max(min(depth - 8.0, 20.0), extrusion + 9.0)))
+        tib_lo = max(11.0, extrusion + 8.0)
+        tib = float(rng.uniform(tib_lo, max(min(depth - 8.0, 20.0), tib_lo + 1.0)))
         spec = UsPhantomSpec(
             extrusion_mm=round(extrusion, 3),
             depth_mm=depth,
