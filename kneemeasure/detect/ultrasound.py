@@ -283,7 +283,7 @@ def detect_us_landmarks(
             raise DetectionError(f"too little {name} cortex next to the joint gap for a line fit")
         x = dist[use]
         line, rms, keep = _robust_polyfit(x, r_all[use] * WORK_MM, 1)
-        quad, _, _ = _robust_polyfit(x, r_all[use] * WORK_MM, 2)
+        quad, quad_rms, quad_keep = _robust_polyfit(x, r_all[use] * WORK_MM, 2)
         sides[name] = {
             "edge": edge,
             "toward": toward,
@@ -294,6 +294,8 @@ def detect_us_landmarks(
             "quad": quad,
             "rms": rms,
             "inliers": float(keep.mean()),
+            "quad_rms": quad_rms,
+            "quad_inliers": float(quad_keep.mean()),
             "score": float(np.median(smax[cols])),
         }
 
@@ -453,11 +455,18 @@ def detect_us_landmarks(
     # move along the line so the point sits at column peak_c exactly (the height is unchanged)
     men_w = men_w + along * ((peak_c - men_w[1]) / along[1])
 
+    # femoral margin height over the tibial line (mm): the two cortices meet at the joint line
+    fem_above_tibial_mm = float(
+        ((fm_w[0] - tm_w[0]) * tdir[1] - (fm_w[1] - tm_w[1]) * tdir[0]) * WORK_MM
+    )
     # -- confidence ----------------------------------------------------------------------
     parts = {
         "cortex": float(np.clip((min(tib["score"], fem["score"]) - 0.15) / 0.25, 0, 1)),
         "tibial_fit": float(np.clip(1.0 - (tib["rms"] - 0.08) / 0.3, 0, 1)),
         "inliers": float(np.clip((tib["inliers"] - 0.5) / 0.3, 0, 1)),
+        "femoral_fit": float(np.clip(1.0 - (fem["quad_rms"] - 0.1) / 0.3, 0, 1))
+        * float(np.clip((fem["quad_inliers"] - 0.5) / 0.3, 0, 1)),
+        "margins": 1.0 if abs(fem_above_tibial_mm) <= 4.0 else 0.2,
         "side": 0.3 + 0.7 * side_conf,
         "meniscus": float(np.clip((inside - above) / 0.25, 0, 1)),
         "gap": 1.0 if 2.0 <= gap_mm <= 12.0 else 0.4,
