@@ -59,15 +59,21 @@ def main() -> None:
     multi = [r for r in ok if r["frames"] > 1]
     print(f"US phantom suite: n={len(rows)} reference={args.reference} ({elapsed:.0f} s)")
     print(f"  measured (status ok): {len(ok)}/{len(rows)} = {100 * len(ok) / len(rows):.1f} %")
-    print(f"  review: {sum(r['status'] == 'review' for r in rows)}, "
-          f"error: {sum(r['status'] == 'error' for r in rows)}")
+    print(
+        f"  review: {sum(r['status'] == 'review' for r in rows)}, "
+        f"error: {sum(r['status'] == 'error' for r in rows)}"
+    )
     if len(err):
-        print(f"  MAE {np.abs(err).mean():.3f} mm, max |err| {np.abs(err).max():.3f} mm, "
-              f"bias {err.mean():+.3f} mm, 95th pct |err| {np.percentile(np.abs(err), 95):.3f} mm")
+        print(
+            f"  MAE {np.abs(err).mean():.3f} mm, max |err| {np.abs(err).max():.3f} mm, "
+            f"bias {err.mean():+.3f} mm, 95th pct |err| {np.percentile(np.abs(err), 95):.3f} mm"
+        )
     print(f"  >=3 mm flag agreement (|truth-3|>=0.5): {sum(flag_agree)}/{len(flag_rows)}")
     print(f"  tibia side correct: {sum(r['found_side'] == r['side'] for r in ok)}/{len(ok)}")
-    print(f"  sharpest frame = truth frame: {sum(r['frame'] == r['truth_frame'] for r in multi)}"
-          f"/{len(multi)} multi-frame")
+    print(
+        f"  sharpest frame = truth frame: {sum(r['frame'] == r['truth_frame'] for r in multi)}"
+        f"/{len(multi)} multi-frame"
+    )
     for sub, name in (([r for r in ok if r["rgb"]], "RGB"), (multi, "multi-frame")):
         e = np.array([r["measured"] - r["truth"] for r in sub])
         if len(e):

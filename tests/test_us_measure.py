@@ -198,7 +198,34 @@ def test_manual_points_against_hand_computation():
     assert got > 0  # above the line = toward the skin
     # non-square user spacing: rows 0.2 mm, cols 0.3 mm, horizontal line, 10 rows up -> 2 mm
     got2 = measure_us_points(
-        path, tibial_a_rc=(400, 100), tibial_b_rc=(400, 900), meniscus_rc=(390, 500),
+        path,
+        tibial_a_rc=(400, 100),
+        tibial_b_rc=(400, 900),
+        meniscus_rc=(390, 500),
         spacing_mm=(0.2, 0.3),
     )
     assert got2 == pytest.approx(2.0)
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_dicoms"
+
+
+def test_committed_samples_match_truth_csv():
+    import csv
+
+    with open(SAMPLES / "us_truth.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) >= 2
+    kinds = set()
+    for row in rows:
+        path = SAMPLES / row["file"]
+        assert path.stat().st_size < 300_000
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        assert ds.Modality == "US" and str(ds.PatientName) == "PHANTOM^US"
+        kinds.add((ds.PhotometricInterpretation, int(ds.get("NumberOfFrames", 1))))
+        res = measure_us_file(path)
+        assert res.status == "ok"
+        assert abs(res.extrusion_mm - float(row["extrusion_mm"])) <= 0.3
+        assert res.frame == int(row["truth_frame"])
+        assert res.landmarks.tibia_side == row["tibia_side"]
+    assert ("RGB", 1) in kinds and any(n > 1 for _, n in kinds)

@@ -109,7 +109,9 @@ def test_real_calibration_matches_header(rel, index, approx):
 def test_real_obxxxx_doppler_region_not_chosen_and_aloka_has_two_panes():
     if not REALDATA.exists():
         pytest.skip("../shared/realdata not present")
-    ob = parse_regions(pydicom.dcmread(ROBUST / "pydicom_data/OBXXXX1A.dcm", stop_before_pixels=True))
+    ob = parse_regions(
+        pydicom.dcmread(ROBUST / "pydicom_data/OBXXXX1A.dcm", stop_before_pixels=True)
+    )
     assert len(ob) == 2 and ob[1]["spatial_format"] != 1 and ob[1]["col_spacing_mm"] is None
     aloka = parse_regions(
         pydicom.dcmread(ROBUST / "pydicom_data/gdcm-US-ALOKA-16.dcm", stop_before_pixels=True)
