@@ -97,6 +97,12 @@ class UsPhantomSpec:
         Add a UI border with burned-in text blocks around the image region (DICOM only).
     truth_frame : int or None
         Index of the sharpest (truth) frame; default the middle frame.
+    meniscus_shift_mm : float
+        Shift of the meniscal peak from the gap centre along the line (mm, + toward the tibia).
+    meniscus_apex_mm : float
+        Depth of the meniscal apex below the tibial line (mm).
+    extra : dict
+        Rarely used knobs (``margin_shift_mm``: move the joint along the probe).
     """
 
     extrusion_mm: float = 3.0
