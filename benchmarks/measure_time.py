@@ -33,8 +33,9 @@ def _series(arg: str | None, tmp: Path) -> Path:
     sys.path.insert(0, str(ROOT))
     from kneemeasure.phantom import PhantomSpec, write_series
 
-    spec = PhantomSpec(n_slices=24, rows=512, cols=512, row_spacing_mm=0.3125,
-                       col_spacing_mm=0.3125)
+    spec = PhantomSpec(
+        n_slices=24, rows=512, cols=512, row_spacing_mm=0.3125, col_spacing_mm=0.3125
+    )
     write_series(spec, tmp / "phantom24")
     return tmp / "phantom24"
 
@@ -52,9 +53,19 @@ def main() -> None:
         for i in range(args.repeat):
             t0 = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, "-m", "kneemeasure.cli", "measure", str(series), "-o",
-                 str(tmp / f"out{i}"), "-q"],
-                capture_output=True, text=True, cwd=ROOT,
+                [
+                    sys.executable,
+                    "-m",
+                    "kneemeasure.cli",
+                    "measure",
+                    str(series),
+                    "-o",
+                    str(tmp / f"out{i}"),
+                    "-q",
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
             )
             walls.append(time.perf_counter() - t0)
             if proc.returncode not in (0, 1):
@@ -73,10 +84,16 @@ def main() -> None:
             run_measure([series], tmp / f"np{i}", MeasureOptions(png=False, profile=False))
             no_png.append(time.perf_counter() - t0)
     print(f"series: {series} ({n_files} files)")
-    print(f"kneemeasure measure (fresh process, end to end): median {statistics.median(walls):.2f} s"
-          f"  min {min(walls):.2f} s  max {max(walls):.2f} s  over {args.repeat} runs")
-    print(f"run_measure in-process (warm imports):            median {statistics.median(inproc):.2f} s")
-    print(f"run_measure without PNG and slice profile:        median {statistics.median(no_png):.2f} s")
+    print(
+        f"kneemeasure measure (fresh process, end to end): median {statistics.median(walls):.2f} s"
+        f"  min {min(walls):.2f} s  max {max(walls):.2f} s  over {args.repeat} runs"
+    )
+    print(
+        f"run_measure in-process (warm imports): median {statistics.median(inproc):.2f} s"
+    )
+    print(
+        f"run_measure without PNG and slice profile: median {statistics.median(no_png):.2f} s"
+    )
     print("target: < 2 s end to end")
 
 

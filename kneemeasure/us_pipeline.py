@@ -7,6 +7,8 @@ into :class:`~kneemeasure.models.Measurement` rows like the MRI path does.
 
 from __future__ import annotations
 
+import numpy as np
+
 from kneemeasure import __version__
 from kneemeasure.errors import KneeMeasureError
 from kneemeasure.models import Landmarks, Measurement, Series
@@ -28,7 +30,7 @@ def measure_us_series(series: Series, options) -> list[Measurement]:
             continue
         seen.add(key)
         m = Measurement(
-            source=str(ref.path) if len(series.frames) > 1 else series.source,
+            source=str(ref.path),
             study_instance_uid=series.study_instance_uid,
             series_instance_uid=series.series_instance_uid,
             sop_instance_uid=ref.sop_instance_uid,
@@ -80,6 +82,24 @@ def measure_us_series(series: Series, options) -> list[Measurement]:
             confidence=r.confidence,
             notes=list(lm.notes),
         )
-        m.image = r.full_image if getattr(r, "full_image", None) is not None else None
+        m.image = _full_frame(r, series)
+        if r.notes and m.status == "review":
+            m.error = "review: " + "; ".join(r.notes)[:300]
         rows.append(m)
     return rows
+
+
+def _full_frame(result, series: Series) -> np.ndarray:
+    """The measured region pasted into a frame of the stored size (rest black).
+
+    Landmarks are in full-image pixel coordinates, so the PNG draws them on an
+    image of the stored size; only the calibrated region (no burned-in text or
+    UI chrome) is shown.
+    """
+    crop = np.asarray(result.image, dtype=np.float32)
+    r0, c0 = (int(v) for v in result.region_offset_rc)
+    rows = max(series.rows, r0 + crop.shape[0])
+    cols = max(series.cols, c0 + crop.shape[1])
+    full = np.full((rows, cols), float(np.min(crop)), dtype=np.float32)
+    full[r0 : r0 + crop.shape[0], c0 : c0 + crop.shape[1]] = crop
+    return full

@@ -83,6 +83,19 @@ def test_samples_measure_against_truth(sample_run, samples_dir):
         assert row["laterality"] == t["laterality"], t["series_dir"]
 
 
+def test_ultrasound_samples_against_truth(sample_run, samples_dir):
+    _, out = sample_run
+    rows = [r for r in _rows(out / "measurements.csv") if r["modality"] == "US"]
+    truth = _rows(samples_dir / "us_truth.csv")
+    assert truth and len(rows) == len(truth)
+    for t in truth:
+        row = next(r for r in rows if Path(r["source"]).name == t["file"])
+        assert row["status"] == "ok", row
+        assert abs(float(row["extrusion_mm"]) - float(t["extrusion_mm"])) <= 0.5, (row, t)
+        assert row["us_reference"] == "tibial" and row["spacing_source"] == "US regions"
+        assert (out / row["png"]).is_file()
+
+
 def test_outputs_carry_no_patient_data(sample_run):
     _, out = sample_run
     for name in ("measurements.csv", "run.json"):
@@ -113,9 +126,19 @@ def test_subprocess_entry_point(tmp_path, samples_dir):
     series = _tagged_series(samples_dir)
     out = tmp_path / "o"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), "measure", str(series), "-o", str(out),
-         "--no-profile"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "measure",
+            str(series),
+            "-o",
+            str(out),
+            "--no-profile",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
         env={**os.environ, "MPLBACKEND": "Agg"},
     )
     assert proc.returncode == 0, proc.stderr
@@ -139,8 +162,9 @@ def test_samples_command_writes_truth(tmp_path):
 def test_real_t1_left_knee_without_laterality(realdata, tmp_path):
     """Acceptance: the real 3 T coronal T1 of a LEFT knee with no laterality tag."""
     out = tmp_path / "t1"
-    r = runner.invoke(app, ["measure", str(realdata / "osirix_knee" / "T1_coronal"), "-o", str(out),
-                            "-q"])
+    r = runner.invoke(
+        app, ["measure", str(realdata / "osirix_knee" / "T1_coronal"), "-o", str(out), "-q"]
+    )
     assert r.exit_code == 0, r.output
     rows = _rows(out / "measurements.csv")
     assert len(rows) == 1

@@ -172,7 +172,8 @@ def render_measurement_png(
     _side_labels(ax_full, m, image.shape[1])
     if m.landmarks is not None:
         c = (np.asarray(m.landmarks.plateau_rc) + np.asarray(m.landmarks.meniscus_rc)) / 2
-        half_r, half_c = 22.0 / row_mm, 22.0 / col_mm
+        half = 10.0 if m.modality == "US" else 20.0
+        half_r, half_c = half / row_mm, half / col_mm
         ax_zoom.set_xlim(c[1] - half_c, c[1] + half_c)
         ax_zoom.set_ylim(c[0] + half_r, c[0] - half_r)
         ax_full.add_patch(
@@ -187,13 +188,18 @@ def render_measurement_png(
             )
         )
         ax_zoom.legend(loc="lower left", fontsize=6.5, framealpha=0.6)
+    ax_full.set_xlim(-0.5, image.shape[1] - 0.5)
+    ax_full.set_ylim(image.shape[0] - 0.5, -0.5)
     flag_text, colour = _flag(m)
     mme = "n/a" if m.extrusion_mm is None else f"{m.extrusion_mm:.1f} mm"
     ax_zoom.set_title(f"MME {mme}  —  {flag_text}", color=colour, fontsize=11, fontweight="bold")
     width = "" if m.meniscal_width_mm is None else f"   width {m.meniscal_width_mm:.1f} mm"
     rel = "" if m.relative_extrusion_pct is None else f"   rel. {m.relative_extrusion_pct:.0f} %"
     conf = "" if m.confidence is None else f"confidence {m.confidence:.2f}"
-    lat = f"{m.laterality or '?'} knee ({m.laterality_source})"
+    if m.laterality:
+        lat = f"{m.laterality} knee ({m.laterality_source})"
+    else:
+        lat = "knee side not recorded"
     ax_full.set_title(f"{m.modality} {m.side} side, {lat}\n{conf}{width}{rel}", fontsize=9)
     if has_profile:
         ax_p = axes[2]
