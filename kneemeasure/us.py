@@ -13,6 +13,7 @@ Points are ``(row, col)`` pixels of the full stored image unless said otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -417,6 +418,32 @@ def measure_us_file(
     )
 
 
+def points_calibration(
+    path: Path,
+    points_rc: Sequence[tuple[float, float]],
+    *,
+    spacing_mm: tuple[float, float] | None = None,
+    ds=None,
+) -> tuple[float, float, str]:
+    """Pixel spacing (row_mm, col_mm, source) for user-given points in a US file.
+
+    Prefers the calibrated 2D region that contains all the points (dual-pane
+    images), else the image region :func:`choose_image_region` picks; a given
+    ``spacing_mm`` overrides the header (source ``"user"``).
+    """
+    path = Path(path)
+    ds = _read_header(path) if ds is None else ds
+    _region, rsp, csp, source = _calibration(path, ds, spacing_mm)
+    if spacing_mm is None:
+        for r in parse_regions(ds):
+            usable = r["row_spacing_mm"] is not None and r["col_spacing_mm"] is not None
+            if not usable or r["spatial_format"] != 1:
+                continue
+            if all(r["y0"] <= p[0] <= r["y1"] and r["x0"] <= p[1] <= r["x1"] for p in points_rc):
+                return r["row_spacing_mm"], r["col_spacing_mm"], "US regions"
+    return rsp, csp, source
+
+
 def measure_us_points(
     path: Path,
     *,
@@ -450,19 +477,8 @@ def measure_us_points(
     """
     path = Path(path)
     ds = _read_header(path)
-    region, rsp, csp, _ = _calibration(path, ds, spacing_mm)
-    if spacing_mm is None:
-        # prefer a calibrated 2D region that contains all three points
-        for r in parse_regions(ds):
-            usable = r["row_spacing_mm"] is not None and r["col_spacing_mm"] is not None
-            if not usable or r["spatial_format"] != 1:
-                continue
-            if all(
-                r["y0"] <= p[0] <= r["y1"] and r["x0"] <= p[1] <= r["x1"]
-                for p in (tibial_a_rc, tibial_b_rc, meniscus_rc)
-            ):
-                rsp, csp = r["row_spacing_mm"], r["col_spacing_mm"]
-                break
+    rsp, csp, _ = points_calibration(path, (tibial_a_rc, tibial_b_rc, meniscus_rc),
+                                     spacing_mm=spacing_mm, ds=ds)
     n = _n_frames(ds)
     if frame is not None and not 0 <= frame < n:
         raise UsageError(f"--frame {frame} is out of range: the file has {n} frame(s)")

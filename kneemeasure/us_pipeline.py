@@ -19,6 +19,7 @@ def measure_us_series(series: Series, options) -> list[Measurement]:
 
     A file that fails becomes an error row; the others are still measured.
     """
+    from kneemeasure.interactive.points import points_for
     from kneemeasure.pipeline import error_row
     from kneemeasure.us import measure_us_file
 
@@ -41,6 +42,15 @@ def measure_us_series(series: Series, options) -> list[Measurement]:
             us_reference=options.us_reference,
             kneemeasure_version=__version__,
         )
+        pts = points_for(options.points, series.series_instance_uid, "medial")
+        if pts is not None:
+            try:
+                rows.append(_manual_us_row(m, ref.path, pts, options))
+            except KneeMeasureError as exc:
+                if not exc.source:
+                    exc.source = str(ref.path)
+                rows.append(error_row(exc, options=options))
+            continue
         try:
             r = measure_us_file(
                 ref.path,
@@ -103,3 +113,50 @@ def _full_frame(result, series: Series) -> np.ndarray:
     full = np.full((rows, cols), float(np.min(crop)), dtype=np.float32)
     full[r0 : r0 + crop.shape[0], c0 : c0 + crop.shape[1]] = crop
     return full
+
+
+def _manual_us_row(m: Measurement, path, pts, options) -> Measurement:
+    """An ultrasound row from given points (``--points`` / ``--points-file``).
+
+    ``pts.plateau_rc`` is the tibial reference point and ``pts.meniscus_rc`` the
+    most superficial meniscal point (full-image pixels). The reference line runs
+    through the tibial point along the two surface points (on the tibial
+    cortex) when given, else along the image row. Calibration comes from the
+    header's ultrasound region (or ``--spacing-mm``).
+    """
+    from kneemeasure.measure import to_mm, unit
+    from kneemeasure.us import measure_us_points, points_calibration, read_us_frame
+
+    t = tuple(float(v) for v in pts.plateau_rc)
+    if pts.surface_rc is not None:
+        (a, b) = pts.surface_rc
+        d = (b[0] - a[0], b[1] - a[1])
+        direction_source = "points"
+    else:
+        d = (0.0, 10.0)
+        direction_source = "image-row"
+    t2 = (t[0] + d[0], t[1] + d[1])
+    frame = pts.frame if pts.frame is not None else (options.us_frame or 0)
+    mme = measure_us_points(path, tibial_a_rc=t, tibial_b_rc=t2, meniscus_rc=pts.meniscus_rc,
+                            frame=frame, spacing_mm=options.spacing_mm)
+    rsp, csp, source = points_calibration(path, (t, t2, pts.meniscus_rc),
+                                          spacing_mm=options.spacing_mm)
+    m.plateau_row_px, m.plateau_col_px = t
+    m.meniscus_row_px, m.meniscus_col_px = (float(v) for v in pts.meniscus_rc)
+    m.extrusion_mm = mme
+    m.extruded = bool(mme >= options.threshold_mm)
+    m.confidence, m.status, m.method = 1.0, "ok", pts.method or "manual"
+    m.frame = frame
+    m.row_spacing_mm, m.col_spacing_mm, m.spacing_source = rsp, csp, source
+    m.plateau_direction_source = direction_source
+    m.medial_image_side = "image-top (skin)"
+    m.landmarks = Landmarks(
+        plateau_rc=t,
+        meniscus_rc=tuple(float(v) for v in pts.meniscus_rc),
+        meniscus_inner_rc=None,
+        plateau_dir_rc=tuple(unit(to_mm(d, row_spacing_mm=rsp, col_spacing_mm=csp))),
+        confidence=1.0,
+        plateau_direction_source=direction_source,
+    )
+    m.image = read_us_frame(path, frame)
+    return m
