@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from kneemeasure.detect.joint import find_bone_pair, to_isotropic
-from kneemeasure.detect.meniscus import find_wedge
+from kneemeasure.detect.meniscus import WedgeResult, find_meniscus, find_wedge
 from kneemeasure.detect.tibia import refine_margin, tibial_geometry, up_normal_of
 from kneemeasure.errors import DetectionError
 from kneemeasure.models import Landmarks
@@ -103,8 +103,18 @@ def detect_landmarks(
     fem = ndi.map_coordinates(bp.femur.astype(np.uint8), [pr / step, pc / step], order=0,
                               mode="constant").astype(bool)
     men = find_wedge(patch, fem, u_mm=u, v_mm=v)
+    fallback = False
     if men is None:
-        raise DetectionError(f"no meniscal wedge found at the {side} joint margin; {_HINT}")
+        # Second method: the dark run between the bone masks (lower confidence).
+        tib = ndi.map_coordinates(bp.tibia.astype(np.uint8), [pr / step, pc / step], order=0,
+                                  mode="constant").astype(bool)
+        old = find_meniscus(patch, fem, tib, u_mm=u, v_mm=v)
+        if old is None:
+            raise DetectionError(f"no meniscal wedge found at the {side} joint margin; {_HINT}")
+        men = WedgeResult(outer_uv=old.outer_uv, inner_uv=old.inner_uv,
+                          edge_contrast=old.edge_contrast, wedge_score=old.wedge_score,
+                          height_mm=old.band_height_mm, ligament_stop=old.ligament_stop)
+        fallback = True
 
     def to_px(uv: tuple[float, float]) -> tuple[float, float]:
         p = margin + uv[0] * d + uv[1] * n_up
@@ -133,6 +143,9 @@ def detect_landmarks(
         "extrusion": _soft(abs(extrusion - 2.0), 7.0, 11.0),
     }
     confidence = float(np.mean(list(cues.values())))
+    if fallback:
+        confidence *= 0.7
+        notes.append("meniscal edge from the fallback dark-run method")
     if border_mm < 5.0:
         # A margin at the edge of the field of view usually means the bone mask leaked
         # into soft tissue that the image cuts off.

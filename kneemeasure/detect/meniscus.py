@@ -296,8 +296,12 @@ def find_wedge(
     """
     du = float(u_mm[1] - u_mm[0])
     dv = float(v_mm[1] - v_mm[0])
-    region = ((v_mm[:, None] >= -4.0) & (v_mm[:, None] <= 10.0)
-              & (u_mm[None, :] >= -15.0) & (u_mm[None, :] <= 14.0) & ~femur)
+    # above the tibial surface inside the margin (the subchondral cortex must not join
+    # the body), anywhere beyond it
+    fem_zone = femur
+    low = np.where(u_mm < 0.0, 0.4, -4.0)
+    region = ((v_mm[:, None] >= low[None, :]) & (v_mm[:, None] <= 10.0)
+              & (u_mm[None, :] >= -15.0) & (u_mm[None, :] <= 14.0) & ~fem_zone)
     win = region & (u_mm[None, :] <= 0.0) & (v_mm[:, None] >= 0.0) & (v_mm[:, None] <= 8.0)
     win &= u_mm[None, :] >= -15.0
     if win.sum() < 50:
