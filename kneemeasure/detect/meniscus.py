@@ -370,8 +370,12 @@ def find_wedge(
     cols_in = np.nonzero(inner)[0]
     i_in = int(cols_in.min()) if cols_in.size else s0
     nq = max(1, int(round(2.0 / du)))
-    outer_h = float(np.nanmean(height[max(0, jo - nq) : jo + 1]))
-    inner_h = float(np.nanmean(height[i_in : i_in + nq]))
+    def _mean(a: np.ndarray) -> float:
+        a = a[np.isfinite(a)]
+        return float(a.mean()) if a.size else 0.0
+
+    outer_h = _mean(height[max(0, jo - nq) : jo + 1])
+    inner_h = _mean(height[i_in : i_in + nq])
     wedge = float(np.clip((outer_h - inner_h) / max(outer_h, 1e-6), 0.0, 1.0))
     return WedgeResult(
         outer_uv=(u_out, float(centre[jo])),
