@@ -167,7 +167,9 @@ def _pair_from_labels(
     for k in cand:
         m = lab == k
         border = m[:, 0].sum() + m[:, -1].sum()
-        if border * step_mm < 0.3 * h * step_mm:
+        rows_k = np.nonzero(m.any(axis=1))[0]
+        tall = (rows_k[-1] - rows_k[0]) * step_mm >= 15.0
+        if border * step_mm < 0.3 * h * step_mm and tall:
             keep.append(k)
     if len(keep) < 2:
         return 0.0, 0, 0, np.array([], int), np.array([]), np.array([])
@@ -195,9 +197,51 @@ def _pair_from_labels(
             width = cols.size * step_mm
             med_gap = float(np.median(gap[cols]))
             score = width * (1.0 if 1.5 <= med_gap <= 10.0 else 0.5)
+            # both bones are large regions (a cartilage band or a fat pad is not)
+            score *= float(np.sqrt(min(1.0, min(areas[f - 1], areas[t - 1]) / 1500.0)))
             if score > best[0]:
                 best = (score, f, t, cols, bots[f][cols].astype(float), tops[t][cols].astype(float))
     return best
+
+
+def _joint_side_cuts(norm: np.ndarray, body: np.ndarray, step_mm: float) -> np.ndarray:
+    """Horizontal cuts from the outer ends of the bright joint band to the body edge.
+
+    On fat-suppressed images marrow and fat look alike and meet beside the joint; the
+    bright cartilage/fluid band ends at the joint margins, so a 1 mm line from each
+    outer end of the band outward separates the femur's surroundings from the tibia's.
+    """
+    cut = np.zeros_like(body)
+    vals = norm[body]
+    if vals.size < 100:
+        return cut
+    bright = (norm > threshold_otsu(vals)) & body
+    lab, n = ndi.label(bright)
+    ends = []
+    for sl_ in ndi.find_objects(lab):
+        if sl_ is None:
+            continue
+        h = (sl_[0].stop - sl_[0].start) * step_mm
+        w = (sl_[1].stop - sl_[1].start) * step_mm
+        if w >= 10.0 and h <= 18.0 and w >= 1.5 * h:
+            ends.append(sl_)
+    if not ends:
+        return cut
+    half = max(1, int(round(0.5 / step_mm)))
+    left = min(ends, key=lambda q: q[1].start)
+    right = max(ends, key=lambda q: q[1].stop)
+    for q, side in ((left, -1), (right, 1)):
+        k = lab[q[0], q[1]] > 0
+        cols = np.nonzero(k.any(axis=0))[0]
+        c_end = cols[0] if side < 0 else cols[-1]
+        rows = np.nonzero(k[:, c_end])[0] + q[0].start
+        r = int(round(rows.mean()))
+        c_abs = c_end + q[1].start
+        if side < 0:
+            cut[r - half : r + half + 1, : c_abs + 1] = True
+        else:
+            cut[r - half : r + half + 1, c_abs:] = True
+    return cut
 
 
 def find_bone_pair(iso: IsoImage, *, polarity: int | None = None) -> BonePair | None:
@@ -227,9 +271,17 @@ def find_bone_pair(iso: IsoImage, *, polarity: int | None = None) -> BonePair | 
     body = _body_mask(norm, step)
     if body.sum() < 100:
         return None
+    # Dark thin lines (cortex, ligaments, menisci) cut bone from soft tissue of similar
+    # signal (fat next to marrow): pixels clearly darker than their 3 mm neighbourhood.
+    closed = ndi.grey_closing(norm, footprint=_disk(max(1, int(round(1.5 / step)))))
+    resid = norm - ndi.gaussian_filter(norm, 1.0)
+    noise = 1.4826 * float(np.median(np.abs(resid[body] - np.median(resid[body]))))
+    depth = closed - norm
+    valley = (depth > 0.3 * closed) & (depth > 3.0 * noise)
     best: BonePair | None = None
     for pol in (1, -1) if polarity is None else (polarity,):
         b = norm if pol > 0 else 1.0 - norm
+        cut = _joint_side_cuts(norm, body, step) if pol < 0 else None
         vals = b[body][:: max(1, int(body.sum()) // 20000)]
         thresholds = [threshold_otsu(vals)]
         try:
@@ -237,7 +289,9 @@ def find_bone_pair(iso: IsoImage, *, polarity: int | None = None) -> BonePair | 
         except ValueError:
             pass
         for thr in thresholds:
-            mask = (b > thr) & body
+            mask = (b > thr) & body & ~valley
+            if cut is not None:
+                mask &= ~cut
             for r_mm in (1.0, 2.0, 3.0):
                 r = max(1, int(round(r_mm / step)))
                 opened = ndi.binary_opening(mask, structure=_disk(r))

@@ -6,8 +6,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from kneemeasure.detect.joint import find_bone_pair, to_isotropic
-from kneemeasure.detect.meniscus import find_meniscus
-from kneemeasure.detect.tibia import tibial_geometry, up_normal_of
+from kneemeasure.detect.meniscus import WedgeResult, find_meniscus, find_wedge
+from kneemeasure.detect.tibia import refine_margin, tibial_geometry, up_normal_of
 from kneemeasure.errors import DetectionError
 from kneemeasure.models import Landmarks
 
@@ -83,34 +83,44 @@ def detect_landmarks(
     if bp is None:
         raise DetectionError(f"no tibiofemoral joint (femur above tibia) found; {_HINT}")
     geo = tibial_geometry(bp, outer_col_sign=outer_col_sign)
-    d = geo.plateau.direction
-    n_up = up_normal_of(d)
-    # Sample the original image (lightly smoothed, 0.3 mm) in the margin frame.
+    # Normalised, lightly smoothed (0.2 mm) original image for sub-pixel edges.
     lo, hi = np.percentile(img, [1.0, 99.5])
     sm = ndi.gaussian_filter(
-        (img - lo) / max(hi - lo, 1e-6), (0.3 / row_spacing_mm, 0.3 / col_spacing_mm)
+        (img - lo) / max(hi - lo, 1e-6), (0.2 / row_spacing_mm, 0.2 / col_spacing_mm)
     )
-    u = np.arange(-25.0, 15.0 + 1e-9, 0.1)
-    v = np.arange(-6.0, 16.0 + 1e-9, 0.1)
+    ref = refine_margin(sm, geo, row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
+                        outer_col_sign=outer_col_sign)
+    d = ref.plateau.direction
+    n_up = up_normal_of(d)
+    margin = ref.margin_rc
+    u = np.arange(-16.0, 14.0 + 1e-9, 0.1)
+    v = np.arange(-5.0, 12.0 + 1e-9, 0.1)
     uu, vv = np.meshgrid(u, v)
-    pr = geo.margin_rc[0] + uu * d[0] + vv * n_up[0]
-    pc = geo.margin_rc[1] + uu * d[1] + vv * n_up[1]
+    pr = margin[0] + uu * d[0] + vv * n_up[0]
+    pc = margin[1] + uu * d[1] + vv * n_up[1]
     patch = ndi.map_coordinates(sm, [pr / row_spacing_mm, pc / col_spacing_mm], order=1,
                                 mode="nearest")
     fem = ndi.map_coordinates(bp.femur.astype(np.uint8), [pr / step, pc / step], order=0,
                               mode="constant").astype(bool)
-    tib = ndi.map_coordinates(bp.tibia.astype(np.uint8), [pr / step, pc / step], order=0,
-                              mode="constant").astype(bool)
-    men = find_meniscus(patch, fem, tib, u_mm=u, v_mm=v)
+    men = find_wedge(patch, fem, u_mm=u, v_mm=v)
+    fallback = False
     if men is None:
-        raise DetectionError(f"no meniscal wedge found at the {side} joint margin; {_HINT}")
+        # Second method: the dark run between the bone masks (lower confidence).
+        tib = ndi.map_coordinates(bp.tibia.astype(np.uint8), [pr / step, pc / step], order=0,
+                                  mode="constant").astype(bool)
+        old = find_meniscus(patch, fem, tib, u_mm=u, v_mm=v)
+        if old is None:
+            raise DetectionError(f"no meniscal wedge found at the {side} joint margin; {_HINT}")
+        men = WedgeResult(outer_uv=old.outer_uv, inner_uv=old.inner_uv,
+                          edge_contrast=old.edge_contrast, wedge_score=old.wedge_score,
+                          height_mm=old.band_height_mm, ligament_stop=old.ligament_stop)
+        fallback = True
 
     def to_px(uv: tuple[float, float]) -> tuple[float, float]:
-        p = geo.margin_rc + uv[0] * d + uv[1] * n_up
+        p = margin + uv[0] * d + uv[1] * n_up
         return float(p[0] / row_spacing_mm), float(p[1] / col_spacing_mm)
 
-    plateau_px = (float(geo.margin_rc[0] / row_spacing_mm),
-                  float(geo.margin_rc[1] / col_spacing_mm))
+    plateau_px = (float(margin[0] / row_spacing_mm), float(margin[1] / col_spacing_mm))
     outer_px = to_px(men.outer_uv)
     inner_px = to_px(men.inner_uv)
     nr, nc = img.shape
@@ -122,17 +132,20 @@ def detect_landmarks(
     border_mm = min(plateau_px[1], nc - 1 - plateau_px[1]) * col_spacing_mm
     extrusion = men.outer_uv[0]
     width = men.outer_uv[0] - men.inner_uv[0]
-    notes = list(geo.notes)
+    notes = list(geo.notes) + list(ref.notes)
     cues = {
-        "plateau_fit": _soft(geo.plateau.rms_mm, 0.3, 1.5),
-        "cortex_fit": 0.3 if geo.cortex is None else _soft(geo.cortex.rms_mm, 0.4, 2.0),
-        "edge": 0.4 if men.ligament_stop else _soft(men.edge_contrast, 0.5, 0.1),
-        "wedge": _soft(men.wedge_score, 0.4, 0.0),
-        "gap": _soft(abs(men.band_height_mm - 6.0), 3.0, 9.0),
+        "plateau_fit": _soft(ref.plateau.rms_mm, 0.3, 1.2),
+        "cortex_fit": 0.2 if ref.cortex is None else _soft(ref.cortex.rms_mm, 0.3, 1.2),
+        "edge": 0.3 if men.ligament_stop else _soft(men.edge_contrast, 0.5, 0.15),
+        "wedge": _soft(men.wedge_score, 0.3, 0.0),
+        "height": _soft(abs(men.height_mm - 5.0), 2.5, 6.0),
         "width": _soft(abs(width - 10.0), 5.0, 10.0),
-        "extrusion": _soft(abs(extrusion - 2.0), 6.0, 10.0),
+        "extrusion": _soft(abs(extrusion - 2.0), 7.0, 11.0),
     }
     confidence = float(np.mean(list(cues.values())))
+    if fallback:
+        confidence *= 0.7
+        notes.append("meniscal edge from the fallback dark-run method")
     if border_mm < 5.0:
         # A margin at the edge of the field of view usually means the bone mask leaked
         # into soft tissue that the image cuts off.
@@ -142,7 +155,7 @@ def detect_landmarks(
     if weak:
         notes.append("weak cues: " + ", ".join(weak))
     if men.ligament_stop:
-        notes.append("meniscus merges with a vertical dark band (MCL/capsule); edge at its start")
+        notes.append("meniscus merges with a vertical dark band (MCL/capsule)")
     notes.append(f"polarity {'bright' if bp.polarity > 0 else 'dark'} marrow; "
                  f"eminence {geo.eminence_height_mm:.1f} mm; body width {width:.1f} mm")
     return Landmarks(

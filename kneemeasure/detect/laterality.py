@@ -58,12 +58,14 @@ def infer_fibula_side(
         body = _body_mask(bp.norm, step)
         b = bp.norm if bp.polarity > 0 else 1.0 - bp.norm
         mask = (b > threshold_otsu(b[body])) & body & ~bp.tibia & ~bp.femur
+        plateau_row = float(np.median(bp.tibia_top))
+        # only the head: the neck and shaft continue down and would make it elongated
+        mask[int(plateau_row + 32.0 / step) :] = False
         mask = ndi.binary_opening(mask, structure=_disk(1))
         lab, _ = ndi.label(mask)
         tcols = np.nonzero(bp.tibia.any(axis=0))[0]
         t_lo, t_hi = tcols.min(), tcols.max()
         t_mid, t_w = 0.5 * (t_lo + t_hi), (t_hi - t_lo)
-        plateau_row = float(np.median(bp.tibia_top))
         dist_tib = ndi.distance_transform_edt(~bp.tibia) * step
         for rp in regionprops(lab):
             area = rp.area * step**2

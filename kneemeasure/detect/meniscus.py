@@ -229,3 +229,159 @@ def find_meniscus(
         ligament_stop=stop,
         subpixel=subpix,
     )
+
+
+@dataclass
+class WedgeResult:
+    """Meniscal body found by :func:`find_wedge` (margin frame, mm).
+
+    Attributes
+    ----------
+    outer_uv, inner_uv : (float, float)
+        Outer edge and inner end ``(u, v)``.
+    edge_contrast : float
+        Rise from the meniscus level to the level just outside its edge, relative to the
+        cartilage-meniscus contrast.
+    wedge_score : float
+        In [0, 1]: the body is taller at its outer part than at its inner end.
+    height_mm : float
+        Height of the dark body near its outer end.
+    ligament_stop : bool
+        No rise was found before a tall vertical dark band (MCL merged with the meniscus).
+    """
+
+    outer_uv: tuple[float, float]
+    inner_uv: tuple[float, float]
+    edge_contrast: float
+    wedge_score: float
+    height_mm: float
+    ligament_stop: bool
+
+
+def find_wedge(
+    patch: np.ndarray,
+    femur: np.ndarray,
+    *,
+    u_mm: np.ndarray,
+    v_mm: np.ndarray,
+) -> WedgeResult | None:
+    """Find the meniscal body and its outer edge in a margin-frame patch.
+
+    Parameters
+    ----------
+    patch : ndarray, shape (len(v_mm), len(u_mm))
+        Image sampled at ``margin + u * plateau_dir + v * up_normal`` (``v = 0`` on the
+        refined tibial surface, ``u = 0`` at the tibial margin), lightly smoothed.
+    femur : ndarray of bool, same shape
+        Femur (marrow) mask sampled in the same frame; excluded from the search.
+    u_mm, v_mm : ndarray
+        Sample positions (mm), increasing and evenly spaced.
+
+    Returns
+    -------
+    WedgeResult or None
+        ``None`` when no dark body sits on the plateau next to the margin.
+
+    Notes
+    -----
+    1. Levels from the joint window (``u`` in [-15, 0] mm, ``v`` in [0, 8] mm, femur
+       excluded): meniscus ``M`` = 10th, cartilage ``C`` = 85th percentile.
+    2. The dark component (below ``M + 0.4 (C - M)``) that fills the box 1–6 mm inside
+       the margin just above the plateau is the meniscal body; per column its vertical
+       centre gives the body's mid-line.
+    3. Along that mid-line the 30th percentile of a window of ±0.3 body heights (robust to a
+       bright degenerative streak) forms a profile; walking outward from 2.5 mm inside
+       the margin, the outer edge is the half-way crossing between the body level and
+       the first clear maximum beyond it (capsule, fluid or fat), found within 2.5 mm.
+    """
+    du = float(u_mm[1] - u_mm[0])
+    dv = float(v_mm[1] - v_mm[0])
+    # above the tibial surface inside the margin (the subchondral cortex must not join
+    # the body), anywhere beyond it
+    fem_zone = femur
+    low = np.where(u_mm < 0.0, 0.4, -4.0)
+    region = ((v_mm[:, None] >= low[None, :]) & (v_mm[:, None] <= 10.0)
+              & (u_mm[None, :] >= -15.0) & (u_mm[None, :] <= 14.0) & ~fem_zone)
+    win = region & (u_mm[None, :] <= 0.0) & (v_mm[:, None] >= 0.0) & (v_mm[:, None] <= 8.0)
+    win &= u_mm[None, :] >= -15.0
+    if win.sum() < 50:
+        return None
+    lo_lvl, hi_lvl = np.percentile(patch[win], [10, 85])
+    contrast = float(hi_lvl - lo_lvl)
+    if contrast <= 1e-6:
+        return None
+    dark = (patch < lo_lvl + 0.4 * contrast) & region
+    lab, n = ndi.label(dark)
+    if n == 0:
+        return None
+    box = ((u_mm[None, :] >= -6.0) & (u_mm[None, :] <= -1.0)
+           & (v_mm[:, None] >= 0.3) & (v_mm[:, None] <= 7.0))
+    counts = np.bincount(lab[box & dark], minlength=n + 1)
+    counts[0] = 0
+    k = int(np.argmax(counts))
+    if counts[k] * du * dv < 2.0:
+        return None
+    comp = lab == k
+    has = comp.any(axis=0)
+    vv = np.broadcast_to(v_mm[:, None], comp.shape)
+    bot = np.where(has, np.where(comp, vv, np.inf).min(axis=0), np.nan)
+    top = np.where(has, np.where(comp, vv, -np.inf).max(axis=0), np.nan)
+    height = top - bot
+    ref = (u_mm >= -4.0) & (u_mm <= -1.0) & has
+    if not ref.any():
+        return None
+    h_ref = float(np.median(height[ref]))
+    h_ref = float(np.clip(h_ref, 1.5, 9.0))
+    # mid-line: centre of the body per column; tall columns (a ligament) do not count
+    centre = 0.5 * (bot + top)
+    usable = has & (height <= h_ref + 2.5) & (u_mm >= -8.0)
+    idx = np.arange(len(u_mm))
+    if usable.sum() < 3:
+        return None
+    centre = np.interp(idx, idx[usable], centre[usable])
+    half = 0.3 * h_ref
+    q = np.empty(len(u_mm))
+    for j in range(len(u_mm)):
+        sel = np.abs(v_mm - centre[j]) <= half
+        q[j] = np.percentile(patch[sel, j], 30) if sel.any() else np.nan
+    q = ndi.gaussian_filter1d(np.nan_to_num(q, nan=float(hi_lvl)), max(0.15 / du, 0.5))
+    s0 = int(np.argmin(np.abs(u_mm + 2.5)))
+    m_lvl = float(np.median(q[max(0, s0 - int(1.5 / du)) : s0 + int(1.5 / du) + 1]))
+    rise = m_lvl + 0.2 * contrast
+    j = s0
+    while j < len(q) and q[j] < rise:
+        j += 1
+    lig = False
+    if j >= len(q) - 1:
+        return None
+    k_end = min(len(q), j + int(round(2.5 / du)) + 1)
+    peak = float(q[j:k_end].max())
+    level = 0.5 * (m_lvl + peak)
+    x = subpixel_crossing(q, level=level, start=s0, direction=1)
+    if x is None:
+        return None
+    u_out = float(u_mm[0] + x * du)
+    jo = int(np.clip(round(x), 0, len(u_mm) - 1))
+    # the body must not extend through a tall vertical band before the edge
+    tall = has & (height > h_ref + 4.0) & (u_mm < u_out) & (u_mm > -1.0)
+    if tall.any():
+        lig = True
+    inner = has & (u_mm < u_out) & (bot < 3.0)
+    cols_in = np.nonzero(inner)[0]
+    i_in = int(cols_in.min()) if cols_in.size else s0
+    nq = max(1, int(round(2.0 / du)))
+    def _mean(a: np.ndarray) -> float:
+        a = a[np.isfinite(a)]
+        return float(a.mean()) if a.size else 0.0
+
+    outer_h = _mean(height[max(0, jo - nq) : jo + 1])
+    inner_h = _mean(height[i_in : i_in + nq])
+    wedge = float(np.clip((outer_h - inner_h) / max(outer_h, 1e-6), 0.0, 1.0))
+    return WedgeResult(
+        outer_uv=(u_out, float(centre[jo])),
+        inner_uv=(float(u_mm[i_in]), float(centre[i_in])),
+        edge_contrast=float((peak - m_lvl) / contrast),
+        wedge_score=wedge,
+        height_mm=outer_h,
+        ligament_stop=lig,
+    )

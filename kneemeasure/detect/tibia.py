@@ -265,3 +265,196 @@ def tibial_geometry(bp: BonePair, *, outer_col_sign: int) -> TibiaGeometry:
     up_normal = up_normal_of(d)
     height = float(rel @ up_normal)
     return TibiaGeometry(eminence * step, plateau, cortex, margin, corner, height, notes)
+
+
+# --------------------------------------------------------------------------- sub-pixel refinement
+
+
+def sample_mm(image: np.ndarray, r_mm: np.ndarray, c_mm: np.ndarray, *, row_spacing_mm: float,
+              col_spacing_mm: float) -> np.ndarray:
+    """Bilinear samples of ``image`` at physical positions ``(r_mm, c_mm)`` (any shape)."""
+    from scipy import ndimage as ndi
+
+    return ndi.map_coordinates(image, [np.asarray(r_mm) / row_spacing_mm,
+                                       np.asarray(c_mm) / col_spacing_mm], order=1,
+                               mode="nearest")
+
+
+def cortex_outer_edge(
+    profile: np.ndarray, x_mm: np.ndarray, *, search: tuple[float, float], out_mm: float = 2.5
+) -> tuple[float, float] | None:
+    """Outer surface of a dark cortex line on a profile running from bone outward.
+
+    Parameters
+    ----------
+    profile : ndarray, shape (N,)
+        Smoothed intensities at ``x_mm`` (increasing outward).
+    x_mm : ndarray, shape (N,)
+        Positions (mm), evenly spaced.
+    search : (float, float)
+        Window (mm) in which the cortex minimum lies.
+    out_mm : float
+        Length (mm) beyond the minimum in which the outside level (the maximum) is taken.
+
+    Returns
+    -------
+    (edge_mm, contrast) or None
+        The half-way crossing between the cortex minimum and the outside maximum, walking
+        outward from the minimum; ``contrast`` = outside maximum minus minimum.
+    """
+    from kneemeasure.detect.meniscus import subpixel_crossing
+
+    dx = float(x_mm[1] - x_mm[0])
+    w = np.nonzero((x_mm >= search[0]) & (x_mm <= search[1]))[0]
+    if w.size < 3:
+        return None
+    i0 = int(w[np.argmin(profile[w])])
+    j1 = min(len(profile), i0 + int(round(out_mm / dx)) + 1)
+    if j1 - i0 < 3:
+        return None
+    p_min = float(profile[i0])
+    p_out = float(profile[i0:j1].max())
+    p_in = float(np.median(profile[: max(3, int(w[0]))]))
+    if (p_out - p_min > 1e-6 and p_in - p_min > 0.25 * (p_out - p_min)
+            and p_out - p_min > 0.3 * (p_in - p_min)):
+        # a dark cortex line: its outer half-way crossing
+        x = subpixel_crossing(profile, level=0.5 * (p_min + p_out), start=i0, direction=1)
+        if x is None:
+            return None
+        return float(x_mm[0] + x * dx), p_out - p_min
+    # no cortex line (bone next to a darker or brighter neighbour): a step edge
+    k = max(3, int(round(1.0 / dx)))
+    p_far = float(np.median(profile[min(len(profile) - k, int(w[-1])):]))
+    if abs(p_far - p_in) <= 1e-6:
+        return None
+    x = subpixel_crossing(profile, level=0.5 * (p_in + p_far), start=int(w[0]), direction=1)
+    if x is None or x > w[-1]:
+        return None
+    return float(x_mm[0] + x * dx), abs(p_far - p_in)
+
+
+@dataclass
+class RefinedMargin:
+    """Sub-pixel tibial margin (mm, ``(row, col)`` of the original image times spacing)."""
+
+    plateau: Line
+    cortex: Line | None
+    margin_rc: np.ndarray
+    notes: list[str]
+    cortex_contrast: float = 0.0
+
+
+def refine_margin(
+    image: np.ndarray,
+    geo: TibiaGeometry,
+    *,
+    row_spacing_mm: float,
+    col_spacing_mm: float,
+    outer_col_sign: int,
+) -> RefinedMargin:
+    """Refine the plateau line, the outer cortex line and their intersection on the image.
+
+    Parameters
+    ----------
+    image : ndarray, shape (rows, cols)
+        Original slice, normalised and lightly smoothed.
+    geo : TibiaGeometry
+        Coarse geometry from the bone masks (mm).
+    row_spacing_mm, col_spacing_mm : float, keyword-only
+    outer_col_sign : {+1, -1}, keyword-only
+
+    Returns
+    -------
+    RefinedMargin
+
+    Notes
+    -----
+    Profiles are sampled in the frame of the coarse plateau (``d`` outward, ``n`` up).
+    The plateau surface is the outer half-way crossing of the dark subchondral cortex on
+    vertical profiles (averaged over 1 mm along the plateau); the outer metaphyseal
+    cortex likewise on profiles along ``d`` 5.5–13 mm below the plateau (averaged over
+    1 mm along the cortex). Robust lines through both sets of edges meet at the margin.
+    Contrast-agnostic: only "the cortex is darker than both of its neighbours" is used.
+    """
+    kw = dict(row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm)
+    d = geo.plateau.direction / np.linalg.norm(geo.plateau.direction)
+    n = up_normal_of(d)
+    m0 = np.asarray(geo.margin_rc, float)
+    emin = np.asarray(geo.eminence_rc, float)
+    span = float((m0 - emin) @ d)
+    notes: list[str] = []
+    # --- plateau surface: vertical profiles
+    t = np.arange(-4.0, 4.0 + 1e-9, 0.05)
+    pts = []
+    for s in np.arange(-0.62 * span, -0.12 * span, 0.5):
+        acc = 0.0
+        for o in (-0.4, 0.0, 0.4):
+            base = m0 + (s + o) * d
+            acc = acc + sample_mm(image, base[0] + t * n[0], base[1] + t * n[1], **kw)
+        prof = acc / 3.0
+        e = cortex_outer_edge(prof, t, search=(-3.0, 1.5))
+        if e is not None:
+            pts.append(m0 + s * d + e[0] * n)
+    if len(pts) >= 4:
+        plateau = fit_line_robust(np.array(pts), inlier_tol=0.4)
+        dd = plateau.direction
+        if dd @ d < 0:
+            dd = -dd
+        plateau.direction = dd
+        if abs(dd @ d) < np.cos(np.deg2rad(12)):
+            notes.append("refined plateau line disagrees with the mask; mask line kept")
+            plateau = geo.plateau
+    else:
+        notes.append("plateau surface edges too weak; mask line kept")
+        plateau = geo.plateau
+    d = plateau.direction
+    n = up_normal_of(d)
+    # coarse margin projected on the refined plateau line
+    m1 = plateau.point + ((m0 - plateau.point) @ d) * d
+    # --- outer cortex: profiles along d below the rim
+    u = np.arange(-6.0, 6.0 + 1e-9, 0.05)
+    cpts, contr = [], []
+
+    def on_cortex(depth: float) -> np.ndarray:
+        base = m1 - depth * n
+        if geo.cortex is None:
+            return base
+        try:
+            return np.array(intersect_lines(base, d, geo.cortex.point, geo.cortex.direction))
+        except ValueError:
+            return base
+
+    for depth in np.arange(5.5, 13.01, 0.5):
+        acc = 0.0
+        for o in (-0.4, 0.0, 0.4):
+            base = on_cortex(depth + o)
+            acc = acc + sample_mm(image, base[0] + u * d[0], base[1] + u * d[1], **kw)
+        e = cortex_outer_edge(acc / 3.0, u, search=(-3.0, 2.0))
+        if e is not None:
+            cpts.append(on_cortex(depth) + e[0] * d)
+            contr.append(e[1])
+    cortex = None
+    margin = m1
+    cc = 0.0
+    if len(cpts) >= 6:
+        cortex = fit_line_robust(np.array(cpts), inlier_tol=0.5)
+        cdir = cortex.direction
+        if cdir @ n > 0:
+            cdir = -cdir
+        cortex.direction = cdir
+        cc = float(np.median(contr))
+        if abs(cdir @ d) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts):
+            notes.append("refined cortex line implausible; coarse margin kept")
+            cortex = None
+        else:
+            try:
+                margin = np.array(intersect_lines(plateau.point, d, cortex.point, cortex.direction))
+            except ValueError:
+                cortex = None
+            if cortex is not None and np.linalg.norm(margin - m1) > 5.0:
+                notes.append("refined margin far from the mask margin; coarse margin kept")
+                margin = m1
+                cortex = None
+    else:
+        notes.append("outer cortex edges too weak; coarse margin kept")
+    return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, cc)
