@@ -83,6 +83,9 @@ class Series:
         The path the user gave that this series was found under (for reports).
     us_regions : list of dict
         Ultrasound regions (0018,6011) parsed to plain dicts, empty for MR.
+    notes : list of str
+        Human-readable notes from loading (duplicate positions, split series,
+        ignored header values); never patient data.
     """
 
     series_instance_uid: str
@@ -104,6 +107,7 @@ class Series:
     slice_thickness_mm: float | None = None
     source: str = ""
     us_regions: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_slices(self) -> int:
