@@ -1,0 +1,59 @@
+"""Tiny hand-computable checks of the detection helpers."""
+
+import numpy as np
+import pytest
+
+from kneemeasure.detect.joint import to_isotropic
+from kneemeasure.detect.meniscus import subpixel_crossing
+from kneemeasure.detect.tibia import fit_line_robust, intersect_lines, up_normal_of
+
+
+def test_subpixel_crossing_step_between_samples():
+    assert subpixel_crossing(np.array([0.0, 0.0, 1.0, 1.0]), level=0.5, start=0) == 1.5
+
+
+def test_subpixel_crossing_quarter_and_backwards():
+    prof = np.array([0.0, 0.0, 4.0, 4.0])
+    assert subpixel_crossing(prof, level=1.0, start=0) == pytest.approx(1.25)
+    assert subpixel_crossing(prof, level=1.0, start=3, direction=-1) == pytest.approx(1.25)
+
+
+def test_subpixel_crossing_none_when_flat():
+    assert subpixel_crossing(np.ones(5), level=0.5, start=0) is None
+
+
+def test_intersect_vertical_and_horizontal_lines():
+    r, c = intersect_lines(np.array([3.0, 0.0]), np.array([0.0, 1.0]),
+                           np.array([0.0, 7.0]), np.array([1.0, 0.0]))
+    assert (r, c) == pytest.approx((3.0, 7.0))
+
+
+def test_intersect_parallel_raises():
+    with pytest.raises(ValueError):
+        intersect_lines(np.zeros(2), np.array([0.0, 1.0]), np.ones(2), np.array([0.0, 2.0]))
+
+
+def test_robust_line_ignores_osteophyte_like_outliers():
+    rows = np.arange(10.0)
+    cols = 5.0 + 0.5 * rows
+    cols[:2] -= 4.0  # a spur protruding outward at the top
+    line = fit_line_robust(np.column_stack([rows, cols]))
+    slope = line.direction[1] / line.direction[0]
+    assert slope == pytest.approx(0.5, abs=1e-6)
+    assert line.n_inliers == 8
+    assert line.rms_mm == pytest.approx(0.0, abs=1e-9)
+
+
+def test_up_normal_points_to_decreasing_row():
+    n = up_normal_of(np.array([0.0, -1.0]))
+    assert n == pytest.approx([-1.0, 0.0])
+    n = up_normal_of(np.array([0.6, 0.8]))
+    assert n[0] < 0 and abs(n @ [0.6, 0.8]) < 1e-12
+
+
+def test_to_isotropic_maps_points_back_with_anisotropic_pixels():
+    img = np.zeros((64, 10), np.float32)
+    img[32, 5] = 1.0
+    iso = to_isotropic(img, row_spacing_mm=0.25, col_spacing_mm=1.5, step_mm=0.5)
+    assert iso.data.shape == (32, 28)
+    assert iso.to_original((16.0, 15.0)) == pytest.approx((32.0, 5.0))
