@@ -941,13 +941,13 @@ def run_batch(
             )
             skipped.extend(res.skipped)
             if bar is not None:
-                bar.update(1)
                 bar.set_postfix(
                     ok=counts["ok"] + counts["review"],
                     failed=counts["error"],
                     left=len(todo) - summary.n_measured,
                     refresh=False,
                 )
+                bar.update(1)
 
         store.open()
         t_measure = time.perf_counter()
