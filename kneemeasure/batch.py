@@ -67,6 +67,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -555,11 +556,38 @@ def _records_text(records: list[list[str]], columns: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------- executors
 
 
+_PRELOAD = [
+    "kneemeasure.batch",
+    "kneemeasure.pipeline",
+    "kneemeasure.io",
+    "kneemeasure.detect",
+    "kneemeasure.report",
+]
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def _one_thread_per_worker() -> Iterator[None]:
+    """Workers are the parallelism: keep BLAS/OpenMP in each to one thread (env restored)."""
+    old = {k: os.environ.get(k) for k in _THREAD_VARS}
+    for k in _THREAD_VARS:
+        os.environ.setdefault(k, "1")
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _mp_context():
     methods = multiprocessing.get_all_start_methods()
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["kneemeasure.batch", "kneemeasure.pipeline"])
+        # the fork server imports the heavy modules once; every worker forks from it warm
+        ctx.set_forkserver_preload(_PRELOAD)
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -586,8 +614,10 @@ def _run_local(
     suspects: deque[str] = deque()
     crashes: Counter[str] = Counter()
     ctx = _mp_context()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=200)
+    with _one_thread_per_worker():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=200)
     inflight: dict = {}
+    n_returned = n_breaks = 0
     try:
         while pending or suspects or inflight:
             if suspects:  # isolate: one suspect at a time, nothing else in flight
@@ -619,8 +649,16 @@ def _run_local(
                         continue
                 except Exception as exc:  # pickling / transport failure of this task only
                     res = _crash_result(key, options, f"worker failed ({type(exc).__name__})")
+                else:
+                    n_returned += 1
                 on_result(res)
             if broken:
+                n_breaks += 1
+                if n_returned == 0 and n_breaks >= 2:
+                    raise KneeMeasureError(
+                        "worker processes die before measuring anything (twice); "
+                        "run with --workers 0 (in-process) to see the cause"
+                    )
                 for key in list(inflight.values()):
                     crashes[key] += 1
                     suspects.append(key)
@@ -629,9 +667,10 @@ def _run_local(
                 log.warning(
                     "a worker process died; retrying %d study(ies) one at a time", len(suspects)
                 )
-                pool = ProcessPoolExecutor(
-                    max_workers=workers, mp_context=ctx, max_tasks_per_child=200
-                )
+                with _one_thread_per_worker():
+                    pool = ProcessPoolExecutor(
+                        max_workers=workers, mp_context=ctx, max_tasks_per_child=200
+                    )
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -875,7 +914,7 @@ def run_batch(
             "--overwrite to start again, or choose another output folder"
         )
 
-    handler = logging.FileHandler(outdir / LOG_NAME, encoding="utf-8")
+    handler = logging.FileHandler(outdir / LOG_NAME, mode="a" if resume else "w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.INFO)
     pkg_log = logging.getLogger("kneemeasure")

@@ -50,7 +50,8 @@ def batch(
         typer.Option(
             "--scheduler",
             help="Run on a Dask cluster: tcp://HOST:PORT of its scheduler "
-            "(needs the dask extra, pip install 'kneemeasure\\[dask]'; ROOT and OUT on a shared file system).",
+            "(needs the dask extra, pip install 'kneemeasure\\[dask]'; "
+            "ROOT and OUT on a shared file system).",
             show_default=False,
         ),
     ] = None,
