@@ -300,6 +300,11 @@ def samples(
     typer.echo(f"wrote phantoms and {truth}")
 
 
+from kneemeasure.cli_batch import batch  # noqa: E402
+
+app.command()(batch)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
