@@ -1,13 +1,27 @@
-"""Outputs: annotated PNG, measurements CSV, run manifest (run.json)."""
+"""Outputs: annotated PNG, measurements CSV, run manifest (run.json).
 
-from kneemeasure.report.csvout import read_rows, write_rows
-from kneemeasure.report.manifest import write_manifest
-from kneemeasure.report.png import render_error_png, render_measurement_png
+Names are imported lazily so that importing ``kneemeasure.report`` does not
+select matplotlib's Agg backend in an interactive session (a notebook or the
+interactive window); only rendering a PNG does.
+"""
 
-__all__ = [
-    "read_rows",
-    "render_error_png",
-    "render_measurement_png",
-    "write_manifest",
-    "write_rows",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "read_rows": "kneemeasure.report.csvout",
+    "write_rows": "kneemeasure.report.csvout",
+    "write_manifest": "kneemeasure.report.manifest",
+    "render_error_png": "kneemeasure.report.png",
+    "render_measurement_png": "kneemeasure.report.png",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kneemeasure.report' has no attribute {name!r}")
