@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from collections import Counter
 
 import pytest
@@ -215,13 +216,13 @@ def test_hard_suite_covers_every_condition():
 def test_write_suite_and_validate(tmp_path):
     specs = [(c, s) for c, s in hard_suite_specs(30) if s.name in ("baseline_000", "t1_001")]
     for _, s in specs:  # keep it small and fast
-        s.rows, s.cols, s.n_slices = 150, 150, 10
+        s.rows, s.cols, s.n_slices = 150, 150, 8
         s.row_spacing_mm = s.col_spacing_mm = 0.85
     truth = write_suite(tmp_path / "suite", specs)
     rows, slices = read_truth(truth.parent)
     assert [r["condition"] for r in rows] == ["baseline", "t1"]
     assert set(slices) == {r["series_instance_uid"] for r in rows}
-    assert all(len(v) == 10 for v in slices.values())
+    assert all(len(v) == 8 for v in slices.values())
     rep = validate_dir(truth.parent, workers=1)
     assert [g["group"] for g in rep.groups][:2] == ["baseline", "t1"]
     assert rep.overall["n_total"] == 2
@@ -251,10 +252,17 @@ def test_cli_validate_gate_and_usage_errors(samples_dir, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["validate", str(tmp_path), "-o", str(tmp_path / "o"), "-q"])
     assert res.exit_code == 2, res.output  # no truth.csv
+    # one sample series with its truth row, in a folder of its own (keeps the test fast)
+    one = tmp_path / "one"
+    with (samples_dir / "truth.csv").open() as fh:
+        lines = fh.read().splitlines()
+    row = next(ln for ln in lines[1:] if ln.startswith("r_pd_iso_mme1p5,"))
+    shutil.copytree(samples_dir / "r_pd_iso_mme1p5", one / "r_pd_iso_mme1p5")
+    (one / "truth.csv").write_text(lines[0] + "\n" + row + "\n")
     # a gate that no measurement can meet fails with exit code 1
     res = runner.invoke(
         app,
-        ["validate", str(samples_dir), "-o", str(tmp_path / "g"), "-q", "--workers", "1",
+        ["validate", str(one), "-o", str(tmp_path / "g"), "-q", "--workers", "1",
          "--no-profile", "--max-mae", "0", "--min-measured", "1.0"],
     )
     assert res.exit_code == 1, res.output
