@@ -515,7 +515,8 @@ GROUP_COLUMNS: tuple[str, ...] = (
     "max_abs_error_mm", "bias_mm", "margin_error_mean_mm", "margin_error_max_mm",
     "meniscus_error_mean_mm", "meniscus_error_max_mm", "slice_error_mean", "slice_exact_frac",
     "slice_error_max", "flag_n", "flag_agreement", "flag_clear_n", "flag_clear_agreement",
-    "ok_mae_mm", "review_mae_mm", "profile_slices", "profile_mae_mm", "max_mme_mae_mm",
+    "ok_mae_mm", "review_mae_mm", "profile_slices", "profile_coverage", "profile_mae_mm",
+    "max_mme_mae_mm",
     "max_mme_n", "seconds_mean",
 )
 
@@ -532,7 +533,9 @@ def summarize(cases: Sequence[dict], *, group: str = "overall") -> dict:
     dict
         Keys :data:`GROUP_COLUMNS`. MAE / bias / max are in mm over measured
         cases with truth; agreement values are fractions in [0, 1]; None when a
-        metric has no cases.
+        metric has no cases. ``profile_mae_mm`` pools every profile slice that
+        has a truth value; ``profile_coverage`` = those slices / truth slices
+        with a meniscus (horns included, so < 1 even for a perfect body profile).
     """
     meas = [c for c in cases if c.get("status") in ("ok", "review") and c.get("mme_mm") is not None]
     errs = [c["abs_error_mm"] for c in meas if c.get("abs_error_mm") is not None]
@@ -549,6 +552,7 @@ def summarize(cases: Sequence[dict], *, group: str = "overall") -> dict:
              if c["status"] == "review" and c.get("abs_error_mm") is not None]
     prof_n = sum(int(c.get("profile_n") or 0) for c in meas)
     prof_sum = sum(float(c.get("profile_abs_sum") or 0.0) for c in meas)
+    prof_truth = sum(int(c.get("profile_truth_n") or 0) for c in meas)
     mx = [abs(c["max_error_mm"]) for c in meas if c.get("max_error_mm") is not None]
     secs = [c["seconds"] for c in cases if c.get("seconds") is not None]
     return {
@@ -575,6 +579,7 @@ def summarize(cases: Sequence[dict], *, group: str = "overall") -> dict:
         "ok_mae_mm": _mean(ok_e),
         "review_mae_mm": _mean(rev_e),
         "profile_slices": prof_n,
+        "profile_coverage": prof_n / prof_truth if prof_truth else None,
         "profile_mae_mm": prof_sum / prof_n if prof_n else None,
         "max_mme_mae_mm": _mean(mx),
         "max_mme_n": len(mx),

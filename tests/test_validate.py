@@ -146,6 +146,9 @@ def test_score_case_profile_against_truth_slices():
     assert c["max_error_mm"] == pytest.approx(0.5)
     assert c["max_slice_error"] == 1  # instance 2 vs truth max at instance 1
     assert c["slice_error"] == 0
+    g = summarize([c])
+    assert g["profile_slices"] == 2 and g["profile_coverage"] == pytest.approx(1.0)
+    assert g["profile_mae_mm"] == pytest.approx(0.35)
 
 
 def test_summarize_mae_flags_and_confidence_split():
