@@ -42,6 +42,7 @@ __all__ = [
     "CASE_COLUMNS",
     "GROUP_COLUMNS",
     "ValidationReport",
+    "error_causes",
     "format_report",
     "hard_suite_specs",
     "landmark_error_mm",
@@ -779,6 +780,21 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
+def error_causes(cases: Sequence[dict]) -> dict[str, tuple[int, list[str]]]:
+    """Distinct error messages (series path removed) -> (count, conditions), most common first."""
+    found: dict[str, list[str]] = {}
+    for c in cases:
+        if c.get("status") in ("ok", "review"):
+            continue
+        msg = str(c.get("error") or "unknown error")
+        sd = str(c.get("series_dir") or "")
+        if sd and sd in msg:
+            msg = msg.split(sd, 1)[1].lstrip(": ")
+        found.setdefault(msg, []).append(str(c.get("condition", "")))
+    ranked = sorted(found.items(), key=lambda kv: -len(kv[1]))
+    return {m: (len(cs), list(dict.fromkeys(cs))) for m, cs in ranked}
+
+
 def format_report(report: ValidationReport) -> str:
     """The report as fixed-width text tables (accuracy; flags, confidence and profile).
 
@@ -835,6 +851,12 @@ def format_report(report: ValidationReport) -> str:
             f"{_cell(g['profile_mae_mm'], '8.2f')} {g['profile_slices']:>6} "
             f"{_cell(g['max_mme_mae_mm'], '7.2f')} {_cell(g['seconds_mean'], '8.2f')}"
         )
+    causes = error_causes(report.cases)
+    if causes:
+        lines += ["", "error causes (count  condition(s)  message):"]
+        for msg, (count, conds) in list(causes.items())[:8]:
+            shown = ", ".join(conds[:4]) + (", ..." if len(conds) > 4 else "")
+            lines.append(f"  {count:>4}  {shown}: {msg[:110]}")
     o = report.overall
     honest = report.confidence_honest
     verdict = {True: "ok rows are more accurate than review rows",

@@ -16,6 +16,7 @@ from kneemeasure.phantom import make_truth
 from kneemeasure.pipeline import profile_indices
 from kneemeasure.validate import (
     CONDITIONS,
+    error_causes,
     hard_suite_specs,
     landmark_error_mm,
     read_truth,
@@ -171,6 +172,8 @@ def test_summarize_mae_flags_and_confidence_split():
     assert g["ok_mae_mm"] == pytest.approx(0.75)
     assert g["review_mae_mm"] == pytest.approx(1.15)
     assert g["slice_error_mean"] == pytest.approx(0.0) and g["slice_exact_frac"] == 1.0
+    causes = error_causes(cases)
+    assert causes == {"failed": (1, ["c"])}
 
 
 def test_profile_indices_fill_gaps_and_include_reference():
