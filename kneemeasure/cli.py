@@ -314,5 +314,10 @@ def main() -> None:
         sys.exit(130)
 
 
+from kneemeasure.cli_validate import suite, validate  # noqa: E402
+
+app.command()(validate)
+app.command()(suite)
+
 if __name__ == "__main__":
     main()

@@ -319,9 +319,46 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
         _fill_from_landmarks(m, lm, series, options)
         m.image = image
         if options.profile and forced is None and len(body) > 1:
-            _slice_profile(m, volume, series, body, side=side, outer=outer)
+            _slice_profile(
+                m,
+                volume,
+                series,
+                body,
+                side=side,
+                outer=outer,
+                reference_index=index,
+                confidence_threshold=options.confidence_threshold,
+            )
         rows.append(m)
     return rows
+
+
+def profile_indices(body: Sequence[int], reference_index: int | None = None) -> list[int]:
+    """Slices of the slice profile: the contiguous run that contains the meniscal body.
+
+    The detector's body slices may have gaps (a slice where the joint looked
+    narrow); the meniscal body is one contiguous run of coronal slices, so every
+    slice between the first and the last body slice is measured, and the
+    reference slice is always included.
+
+    Parameters
+    ----------
+    body : sequence of int
+        Body slice indices (position order) from the slice selection.
+    reference_index : int, optional
+        Index of the reference (spine-apex) slice.
+
+    Returns
+    -------
+    list of int
+        Sorted, contiguous indices.
+    """
+    idx = [int(i) for i in body]
+    if reference_index is not None:
+        idx.append(int(reference_index))
+    if not idx:
+        return []
+    return list(range(min(idx), max(idx) + 1))
 
 
 def _slice_profile(
@@ -332,13 +369,22 @@ def _slice_profile(
     *,
     side: str,
     outer: int,
+    reference_index: int | None = None,
+    confidence_threshold: float = 0.5,
 ) -> None:
-    """Measure every body slice; fill ``slice_profile`` and the maximum extrusion."""
+    """Measure every slice of the meniscal body; fill ``slice_profile`` and the maximum.
+
+    The reference slice reuses the main measurement of ``m`` (so the profile and
+    the main number agree exactly); the other slices are detected independently.
+    ``max_extrusion_mm`` / ``max_extrusion_instance`` are taken over the slices
+    with status ``ok`` (confidence >= ``confidence_threshold``); they stay
+    ``None`` when no slice is ok.
+    """
     from kneemeasure.detect import detect_landmarks
 
     rs, cs = float(series.row_spacing_mm), float(series.col_spacing_mm)
     profile = []
-    for i in body:
+    for i in profile_indices(body, reference_index):
         f = series.frames[i]
         entry = {
             "index": i,
@@ -349,29 +395,36 @@ def _slice_profile(
             "confidence": None,
             "status": "error",
             "error": "",
+            "reference": i == reference_index,
         }
         try:
-            lm = detect_landmarks(
-                volume[i], row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=outer, side=side
-            )
-            r = measure_construction(
-                lm.plateau_rc,
-                lm.meniscus_rc,
-                plateau_dir_rc=lm.plateau_dir_rc,
-                row_spacing_mm=rs,
-                col_spacing_mm=cs,
-            )
+            if i == reference_index and m.landmarks is not None and m.extrusion_mm is not None:
+                lm = m.landmarks
+                extrusion, conf = float(m.extrusion_mm), float(m.confidence or 0.0)
+            else:
+                lm = detect_landmarks(
+                    volume[i], row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=outer,
+                    side=side,
+                )
+                r = measure_construction(
+                    lm.plateau_rc,
+                    lm.meniscus_rc,
+                    plateau_dir_rc=lm.plateau_dir_rc,
+                    row_spacing_mm=rs,
+                    col_spacing_mm=cs,
+                )
+                extrusion, conf = float(r.extrusion_mm), float(np.clip(lm.confidence, 0, 1))
             entry.update(
-                extrusion_mm=r.extrusion_mm,
-                confidence=float(lm.confidence),
-                status="ok" if lm.confidence >= 0.5 else "review",
-                plateau_row_px=lm.plateau_rc[0],
-                plateau_col_px=lm.plateau_rc[1],
-                meniscus_row_px=lm.meniscus_rc[0],
-                meniscus_col_px=lm.meniscus_rc[1],
+                extrusion_mm=extrusion,
+                confidence=conf,
+                status="ok" if conf >= confidence_threshold else "review",
+                plateau_row_px=float(lm.plateau_rc[0]),
+                plateau_col_px=float(lm.plateau_rc[1]),
+                meniscus_row_px=float(lm.meniscus_rc[0]),
+                meniscus_col_px=float(lm.meniscus_rc[1]),
             )
         except KneeMeasureError as exc:
-            entry["error"] = exc.message
+            entry["error"] = " ".join(exc.message.split())
         profile.append(entry)
     m.slice_profile = profile
     good = [e for e in profile if e["extrusion_mm"] is not None and e["status"] == "ok"]
@@ -622,6 +675,7 @@ SLICE_COLUMNS = (
     "confidence",
     "status",
     "error",
+    "reference",
 )
 
 
@@ -629,5 +683,10 @@ def _fmt_slice(row: dict) -> dict[str, str]:
     out = {}
     for k in SLICE_COLUMNS:
         v = row.get(k)
-        out[k] = "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+        if v is None:
+            out[k] = ""
+        elif isinstance(v, bool):
+            out[k] = "true" if v else "false"
+        else:
+            out[k] = f"{v:.3f}" if isinstance(v, float) else str(v)
     return out

@@ -1,0 +1,180 @@
+"""CLI commands ``validate`` (accuracy against phantom truth) and ``suite`` (hard phantom suite).
+
+Registered on the Typer app in :mod:`kneemeasure.cli`. ``validate`` reports; its
+exit code is 0 when it ran, 1 only when an optional gate (``--max-mae``,
+``--min-measured``, ``--require-honest-confidence``) fails, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kneemeasure.errors import KneeMeasureError, UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class ValidateSide(str, Enum):
+    medial = "medial"
+    lateral = "lateral"
+    both = "both"
+
+
+def _debug() -> bool:
+    from kneemeasure import cli
+
+    return bool(cli._state.get("debug"))
+
+
+def _fail(exc: BaseException, code: int) -> None:
+    if _debug():
+        raise exc
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    typer.echo(f"kneemeasure: error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _bar(quiet: bool, desc: str):
+    """A tqdm bar on stderr (disabled with --quiet) and its (done, total) callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="series", file=sys.stderr, disable=quiet, leave=False)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    return bar, update
+
+
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", "-j", min=1, help="Worker processes.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def validate(
+    truth_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder with truth.csv (from `kneemeasure samples` or `kneemeasure suite`).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("-o", "--out", help="Folder for validation.csv / validation.json."),
+    ] = Path("kneemeasure-validation"),
+    workers: WorkersOpt = 2,
+    quiet: QuietOpt = False,
+    side: Annotated[
+        ValidateSide, typer.Option(help="Which meniscus to validate.")
+    ] = ValidateSide.medial,
+    threshold_mm: Annotated[
+        float, typer.Option("--threshold-mm", help="Extruded when MME >= this (mm).")
+    ] = 3.0,
+    min_confidence: Annotated[
+        float, typer.Option("--min-confidence", help="Below this confidence, status=review.")
+    ] = 0.5,
+    no_profile: Annotated[
+        bool, typer.Option("--no-profile", help="Skip the per-slice profile (faster).")
+    ] = False,
+    max_mae: Annotated[
+        float | None,
+        typer.Option(
+            "--max-mae",
+            help="CI gate: exit 1 when the overall MME MAE exceeds this (mm).",
+            show_default=False,
+        ),
+    ] = None,
+    min_measured: Annotated[
+        float | None,
+        typer.Option(
+            "--min-measured",
+            help="CI gate: exit 1 when fewer than this fraction (0-1) of cases were measured.",
+            show_default=False,
+        ),
+    ] = None,
+    require_honest_confidence: Annotated[
+        bool,
+        typer.Option(
+            "--require-honest-confidence",
+            help="CI gate: exit 1 unless status=ok rows have a lower MAE than review rows.",
+        ),
+    ] = False,
+) -> None:
+    """Measure every series of a truth folder and report accuracy per condition and overall."""
+    from kneemeasure.pipeline import MeasureOptions
+    from kneemeasure.validate import format_report, validate_dir, write_report
+
+    try:
+        if not truth_dir.is_dir():
+            raise UsageError(f"no such folder: {truth_dir}")
+        if min_measured is not None and not 0.0 <= min_measured <= 1.0:
+            raise UsageError(f"--min-measured {min_measured}: give a fraction between 0 and 1")
+        opts = MeasureOptions(
+            side=side.value,
+            threshold_mm=threshold_mm,
+            confidence_threshold=min_confidence,
+            profile=not no_profile,
+            png=False,
+        )
+        opts.validate()
+        bar, update = _bar(quiet, "validate")
+        try:
+            report = validate_dir(truth_dir, options=opts, workers=workers, progress=update)
+        finally:
+            bar.close()
+        paths = write_report(report, out)
+    except UsageError as exc:
+        _fail(exc, EXIT_USAGE)
+    except KneeMeasureError as exc:
+        _fail(exc, EXIT_FAILED)
+    typer.echo(format_report(report))
+    typer.echo(f"wrote {paths['csv']}, {paths['cases_csv'].name}, {paths['json'].name}", err=True)
+
+    o = report.overall
+    failed = []
+    if max_mae is not None and (o["mae_mm"] is None or o["mae_mm"] > max_mae):
+        mae = "n/a" if o["mae_mm"] is None else f"{o['mae_mm']:.2f} mm"
+        failed.append(f"overall MAE {mae} > --max-mae {max_mae:g} mm")
+    if min_measured is not None:
+        frac = o["n_measured"] / o["n_total"] if o["n_total"] else 0.0
+        if frac < min_measured:
+            failed.append(f"measured {frac:.0%} < --min-measured {min_measured:.0%}")
+    if require_honest_confidence and report.confidence_honest is not True:
+        failed.append("status=ok rows are not more accurate than status=review rows")
+    for f in failed:
+        typer.echo(f"kneemeasure: gate failed: {f}", err=True)
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def suite(
+    outdir: Annotated[Path, typer.Argument(help="Folder to write the hard phantom suite into.")],
+    n: Annotated[int, typer.Option("-n", min=1, help="Number of series.")] = 240,
+    seed: Annotated[int, typer.Option(help="Suite seed.")] = 0,
+    workers: WorkersOpt = 2,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write the hard phantom suite (DICOM series, truth.csv, truth_slices.csv) for validate."""
+    from kneemeasure.validate import hard_suite_specs, write_suite
+
+    try:
+        specs = hard_suite_specs(n, seed=seed)
+        bar, update = _bar(quiet, "suite")
+        try:
+            truth = write_suite(outdir, specs, workers=workers, progress=update)
+        finally:
+            bar.close()
+    except UsageError as exc:
+        _fail(exc, EXIT_USAGE)
+    except KneeMeasureError as exc:
+        _fail(exc, EXIT_FAILED)
+    typer.echo(f"wrote {len(specs)} phantom series and {truth}")
