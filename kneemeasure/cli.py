@@ -300,9 +300,14 @@ def samples(
     typer.echo(f"wrote phantoms and {truth}")
 
 
+# Commands defined in their own modules (batch runs, validation), registered here so
+# that ``kneemeasure`` and ``python -m kneemeasure.cli`` both see them.
 from kneemeasure.cli_batch import batch  # noqa: E402
+from kneemeasure.cli_validate import suite, validate  # noqa: E402
 
 app.command()(batch)
+app.command()(validate)
+app.command()(suite)
 
 
 def main() -> None:
@@ -312,12 +317,16 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("kneemeasure: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: one line, no locals/patient data; --debug shows it all
+        if _state["debug"]:
+            raise
+        typer.echo(
+            f"kneemeasure: internal error: {type(exc).__name__}: {str(exc)[:200]} "
+            "(rerun with --debug for the traceback and report it)",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
 
-
-from kneemeasure.cli_validate import suite, validate  # noqa: E402
-
-app.command()(validate)
-app.command()(suite)
 
 if __name__ == "__main__":
     main()
