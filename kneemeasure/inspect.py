@@ -53,8 +53,9 @@ def describe_series(s: Series) -> list[str]:
         f"{s.source}",
         f"  series {s.series_instance_uid}  modality {s.modality}  '{s.description}'",
         f"  plane: {s.plane}  slices/frames: {s.n_slices}  size {s.rows}x{s.cols}  {s.photometric}",
-        f"  {_fmt_spacing(s)}",
     ]
+    if s.modality != "US":  # ultrasound calibration is per region, listed below
+        lines.append(f"  {_fmt_spacing(s)}")
     if s.modality == "US":
         from kneemeasure.io.us_regions import choose_image_region
 
