@@ -9,6 +9,10 @@ from kneemeasure.errors import KneeMeasureError
 from kneemeasure.models import Series
 
 
+def _mm(value: float | None) -> str:
+    return "uncalibrated" if value is None else f"{value:.6g}"
+
+
 def _fmt_spacing(s: Series) -> str:
     if s.row_spacing_mm is None or s.col_spacing_mm is None:
         return "spacing: none (pass --spacing-mm ROW COL)"
@@ -63,8 +67,8 @@ def describe_series(s: Series) -> list[str]:
             lines.append(
                 f"  US region {r.get('index')}: cols {r.get('x0')}..{r.get('x1')} rows "
                 f"{r.get('y0')}..{r.get('y1')} format {r.get('spatial_format')} type "
-                f"{r.get('data_type')} -> {r.get('row_spacing_mm')} x {r.get('col_spacing_mm')} "
-                "mm/px"
+                f"{r.get('data_type')} -> {_mm(r.get('row_spacing_mm'))} x "
+                f"{_mm(r.get('col_spacing_mm'))} mm/px"
             )
         try:
             r = choose_image_region(s.us_regions)
