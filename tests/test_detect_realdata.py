@@ -46,3 +46,26 @@ def test_t1_reference_slice_landmarks_and_fibula(t1_volume):
     assert d[1] < 0  # outward = medial = image left
     side, conf = infer_fibula_side(vol, row_spacing_mm=rs, col_spacing_mm=cs)
     assert side == 1 and conf > 0.5
+
+
+# By-eye positions on the OsiriX T1 (0.3125 mm pixels), read off 5x crops:
+# instance 10: the medial tibial plateau corner (marrow top meets the medial cortex)
+# near row 299, col 139.5; the meniscal wedge's outer edge (where the dark wedge meets
+# the brighter tissue between it and the MCL) near row 289, col 135. The MCL is the
+# dark vertical band at cols ~123-130 there.
+@pytest.mark.parametrize("instance", [10, 11, 12])
+def test_t1_margin_and_meniscal_edge_where_a_reader_puts_them(t1_volume, instance):
+    vol, inst, rs, cs = t1_volume
+    img = vol[inst.index(instance)]
+    lm = detect_landmarks(img, row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=-1)
+    d = np.array(lm.plateau_dir_rc)
+    mme = float(((np.array(lm.meniscus_rc) - np.array(lm.plateau_rc)) * [rs, cs]) @ d)
+    assert -1.0 <= mme <= 2.0, (instance, mme, lm)  # young normal knee
+    # the meniscal edge lies on the joint band, not on the MCL above it
+    assert 280 <= lm.meniscus_rc[0] <= 300, lm
+    assert lm.meniscus_rc[1] > 131, lm
+    if instance == 10:
+        def dist_mm(p, q):
+            return float(np.hypot((p[0] - q[0]) * rs, (p[1] - q[1]) * cs))
+        assert dist_mm(lm.plateau_rc, (299.0, 139.5)) < 2.0, lm
+        assert dist_mm(lm.meniscus_rc, (289.0, 135.0)) < 2.0, lm

@@ -7,7 +7,7 @@ from scipy import ndimage as ndi
 
 from kneemeasure.detect.joint import find_bone_pair, to_isotropic
 from kneemeasure.detect.meniscus import WedgeResult, find_meniscus, find_wedge
-from kneemeasure.detect.tibia import refine_margin, tibial_geometry, up_normal_of
+from kneemeasure.detect.tibia import refine_margin, tibial_geometry, trace_margin, up_normal_of
 from kneemeasure.errors import DetectionError
 from kneemeasure.models import Landmarks
 
@@ -88,8 +88,17 @@ def detect_landmarks(
     sm = ndi.gaussian_filter(
         (img - lo) / max(hi - lo, 1e-6), (0.2 / row_spacing_mm, 0.2 / col_spacing_mm)
     )
-    ref = refine_margin(sm, geo, row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
-                        outer_col_sign=outer_col_sign)
+    ref = None
+    if bp.polarity > 0:
+        # bright marrow (T1/PD): local tracing of the plateau surface and outer cortex
+        try:
+            ref = trace_margin(sm, geo, bp, row_spacing_mm=row_spacing_mm,
+                               col_spacing_mm=col_spacing_mm, outer_col_sign=outer_col_sign)
+        except DetectionError as exc:
+            geo.notes.append(f"local tracing failed ({exc}); mask-based margin used")
+    if ref is None:
+        ref = refine_margin(sm, geo, row_spacing_mm=row_spacing_mm,
+                            col_spacing_mm=col_spacing_mm, outer_col_sign=outer_col_sign)
     d = ref.plateau.direction
     n_up = up_normal_of(d)
     margin = ref.margin_rc

@@ -458,3 +458,292 @@ def refine_margin(
     else:
         notes.append("outer cortex edges too weak; coarse margin kept")
     return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, cc)
+
+
+# --------------------------------------------------------------------------- local tracing
+
+
+def bone_surface_edge(
+    profile: np.ndarray, x_mm: np.ndarray, *, marrow: float, dark: float, start_mm: float,
+    max_cortex_mm: float = 1.6, step_edge: bool = False,
+) -> tuple[float, float | None, float] | None:
+    """Marrow edge and outer cortex surface on a profile running from inside the bone outward.
+
+    Parameters
+    ----------
+    profile : ndarray, shape (N,)
+        Smoothed intensities at ``x_mm`` (increasing outward).
+    x_mm : ndarray, shape (N,)
+        Evenly spaced positions (mm).
+    marrow, dark : float
+        Marrow level and cortex (darkest) level of this slice; only ``marrow > dark`` (the
+        cortex is darker than marrow, true on every contrast) is assumed.
+    start_mm : float
+        A position inside the marrow where the walk outward starts.
+    max_cortex_mm : float
+        Longest cortex (dark run next to the marrow) considered (mm).
+    step_edge : bool
+        Accept a plain step (no dark cortex line; the outside clearly brighter than the
+        cortex level) and return its half-way crossing as the surface.
+
+    Returns
+    -------
+    (marrow_edge_mm, surface_mm or None, rise) or None
+        ``marrow_edge_mm``: half-way crossing between marrow and cortex levels walking
+        outward; ``surface_mm``: the half-way crossing back up from the cortex minimum to
+        the tissue outside, when such a rise exists within ``max_cortex_mm`` (``None``
+        when the cortex merges with another dark structure, e.g. a ligament); ``rise``:
+        that rise relative to ``marrow - dark``. ``None`` when no marrow edge is found.
+    """
+    from kneemeasure.detect.meniscus import subpixel_crossing
+
+    dx = float(x_mm[1] - x_mm[0])
+    i0 = int(np.clip(round((start_mm - x_mm[0]) / dx), 0, len(x_mm) - 1))
+    span = marrow - dark
+    if span <= 1e-6:
+        return None
+    # thin cortices (1-2 px) do not reach the cortex level after partial volume
+    level = dark + 0.65 * span
+    # start on marrow: the first sample above the half level within 3 mm of the start
+    above = np.nonzero(profile[i0 : i0 + int(round(3.0 / dx)) + 1] > level)[0]
+    if above.size == 0:
+        return None
+    xm = subpixel_crossing(profile, level=level, start=i0 + int(above[0]), direction=1)
+    if xm is None:
+        return None
+    edge = float(x_mm[0] + xm * dx)
+    j0 = int(np.ceil(xm))
+    j1 = min(len(profile), j0 + int(round(max_cortex_mm / dx)) + 1)
+    if j1 - j0 < 3:
+        return edge, None, 0.0
+    seg = profile[j0:j1]
+    k = int(np.argmin(seg))
+    p_min = float(seg[k])
+    jm = j0 + k
+    j2 = min(len(profile), jm + int(round(1.5 / dx)) + 1)
+    p_out = float(profile[jm:j2].max())
+    rise = (p_out - p_min) / span
+    # the cortex must be a thin line: a rise back up soon after the minimum
+    if rise < 0.3 or (jm - xm) * dx > 1.0:
+        if step_edge and p_min - dark > 0.3 * span:
+            # no dark cortex line: a step from marrow to a brighter-than-cortex tissue
+            xs = subpixel_crossing(profile, level=0.5 * (marrow + p_min), start=jm,
+                                   direction=-1)
+            if xs is not None:
+                e2 = float(x_mm[0] + xs * dx)
+                return e2, e2, float(rise)
+        return edge, None, float(rise)
+    xs = subpixel_crossing(profile, level=0.5 * (p_min + p_out), start=jm, direction=1)
+    if xs is None or (xs - xm) * dx > max_cortex_mm:
+        return edge, None, float(rise)
+    return edge, float(x_mm[0] + xs * dx), float(rise)
+
+
+def trace_margin(
+    image: np.ndarray,
+    geo: TibiaGeometry,
+    bp: BonePair,
+    *,
+    row_spacing_mm: float,
+    col_spacing_mm: float,
+    outer_col_sign: int,
+) -> RefinedMargin:
+    """Tibial margin from local edges: plateau surface and outer cortex, fitted and intersected.
+
+    Parameters
+    ----------
+    image : ndarray, shape (rows, cols)
+        Original slice, normalised to about [0, 1] and lightly smoothed.
+    geo : TibiaGeometry
+        Coarse geometry from the bone masks (mm); gives the eminence, a first plateau
+        direction and the approximate rim.
+    bp : BonePair
+        The bone masks (for the marrow level only).
+    row_spacing_mm, col_spacing_mm : float, keyword-only
+    outer_col_sign : {+1, -1}, keyword-only
+
+    Returns
+    -------
+    RefinedMargin
+        ``margin_rc`` in mm of the original image; ``plateau.direction`` points outward.
+
+    Notes
+    -----
+    1. Marrow level: median of the tibia mask 3–15 mm below the plateau on this side;
+       cortex level: 2nd percentile around the rim. Only "cortex darker than marrow" is
+       used, so both contrast families work.
+    2. Plateau surface: profiles along the up-normal, every 0.5 mm from the eminence to
+       4 mm beyond the coarse rim (each the mean of three profiles 0.4 mm apart),
+       walking up out of the marrow; the surface is the outer edge of the cortex line,
+       or the marrow edge plus the median cortex thickness where the cortex merges with
+       a dark neighbour. A column belongs to the plateau when marrow lies 1.5–4 mm below
+       its surface; the rim is the last such column of the run from the inside.
+    3. Plateau line: robust fit of the surface from 35 % of the eminence–rim span to
+       1.5 mm inside the rim.
+    4. Outer cortex: profiles along the plateau direction 4–14 mm below the plateau,
+       walking out of the marrow from 6 mm inside the rim; robust line through the
+       outer cortex surfaces. Outward bumps (osteophytes) are outliers of that line.
+    5. Margin: intersection of both lines.
+    """
+    from scipy import ndimage as ndi
+
+    kw = dict(row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm)
+    step = bp.step_mm
+    notes: list[str] = []
+    d = geo.plateau.direction / np.linalg.norm(geo.plateau.direction)
+    n = up_normal_of(d)
+    emin = np.asarray(geo.eminence_rc, float)
+    m0 = np.asarray(geo.margin_rc, float)
+    corner = np.asarray(geo.corner_rc, float)
+    # rim prior: the coarse corner projected on the coarse plateau line
+    p0 = geo.plateau.point
+    u_rim0 = float((corner - p0) @ d)
+    u_emin = float((emin - p0) @ d)
+    # --- levels
+    tib = bp.tibia
+    rr, cc = np.nonzero(tib)
+    pts_mm = np.column_stack([rr, cc]) * step
+    rel = pts_mm - p0
+    uu, vv = rel @ d, -(rel @ n)
+    sel = (vv > 3.0) & (vv < 15.0) & (uu > u_emin) & (uu < u_rim0)
+    if sel.sum() < 20:
+        sel = (vv > 3.0) & (vv < 15.0)
+    if sel.sum() < 20:
+        raise DetectionError("tibial marrow not found below the plateau; give landmarks with "
+                             "--points or --interactive")
+    marrow = float(np.median(sample_mm(image, pts_mm[sel, 0], pts_mm[sel, 1], **kw)))
+    box_u = np.arange(u_rim0 - 8.0, u_rim0 + 4.0, 0.25)
+    box_v = np.arange(-6.0, 6.0, 0.25)
+    bu, bv = np.meshgrid(box_u, box_v)
+    br = p0[0] + bu * d[0] - bv * n[0]
+    bc = p0[1] + bu * d[1] - bv * n[1]
+    dark = float(np.percentile(sample_mm(image, br, bc, **kw), 2))
+    if marrow - dark < 0.03:
+        raise DetectionError("tibial marrow and cortex not distinguishable; give landmarks with "
+                             "--points or --interactive")
+    span = marrow - dark
+
+    def profiles(base: np.ndarray, along: np.ndarray, across: np.ndarray, t: np.ndarray):
+        acc = 0.0
+        for o in (-0.4, 0.0, 0.4):
+            b = base + o * across
+            acc = acc + sample_mm(image, b[0] + t * along[0], b[1] + t * along[1], **kw)
+        return ndi.gaussian_filter1d(acc / 3.0, 1.0)
+
+    # --- plateau surface, walking up (along n) out of the marrow
+    t = np.arange(-5.0, 6.0 + 1e-9, 0.05)
+    u_list = np.arange(u_emin + 2.0, u_rim0 + 4.0, 0.5)
+    surf = []
+    for u in u_list:
+        base = p0 + u * d
+        prof = profiles(base, n, d, t)
+        e = bone_surface_edge(prof, t, marrow=marrow, dark=dark, start_mm=-4.0)
+        if e is None:
+            surf.append((u, np.nan, np.nan, False))
+            continue
+        edge, outer, _ = e
+        # marrow below the surface?
+        below = prof[(t > edge - 4.0) & (t < edge - 1.5)]
+        ok = below.size > 0 and abs(float(np.median(below)) - marrow) < 0.3 * span
+        surf.append((u, edge, np.nan if outer is None else outer, ok))
+    s_arr = np.array(surf, float).reshape(-1, 4)
+    ok = s_arr[:, 3] > 0.5
+    if ok.sum() < 6:
+        raise DetectionError("tibial plateau surface not traced; give landmarks with --points "
+                             "or --interactive")
+    # cortex thickness where its outer edge is visible (plateau)
+    vis = ok & np.isfinite(s_arr[:, 2])
+    thick = float(np.median(s_arr[vis, 2] - s_arr[vis, 1])) if vis.sum() >= 3 else 0.5
+    thick = float(np.clip(thick, 0.2, 1.5))
+    surface_v = np.where(np.isfinite(s_arr[:, 2]), s_arr[:, 2], s_arr[:, 1] + thick)
+    # the run of plateau columns from the inside (start at the middle of the side)
+    i_mid = int(np.argmin(np.abs(s_arr[:, 0] - 0.5 * (u_emin + u_rim0))))
+    if not ok[i_mid]:
+        cand = np.nonzero(ok)[0]
+        i_mid = int(cand[np.argmin(np.abs(cand - i_mid))])
+    i_end = i_mid
+    while (i_end + 1 < len(ok) and ok[i_end + 1]
+           and abs(surface_v[i_end + 1] - surface_v[i_end]) < 1.5):
+        i_end += 1
+    u_rim = float(s_arr[i_end, 0])
+    spanu = u_rim - u_emin
+    # plateau direction: the chord of the compartment's surface (real plateaus are
+    # curved; a consensus fit would pick one arc), the eminence slope excluded
+    fit = ok & (s_arr[:, 0] >= u_emin + 0.35 * spanu) & (s_arr[:, 0] <= u_rim - 1.5)
+    fit &= np.arange(len(ok)) <= i_end
+    if fit.sum() < 4:
+        fit = ok & (np.arange(len(ok)) <= i_end)
+    xy = np.column_stack([p0[0] + s_arr[:, 0] * d[0] + surface_v * n[0],
+                          p0[1] + s_arr[:, 0] * d[1] + surface_v * n[1]])
+    plateau = fit_line_robust(xy[fit], inlier_tol=1.0)
+    dd = plateau.direction
+    if dd @ d < 0:
+        dd = -dd
+    if abs(dd @ d) < np.cos(np.deg2rad(25)):
+        notes.append("traced plateau line disagrees with the mask; mask direction kept")
+        dd = d
+        plateau = Line(plateau.point, d.copy(), plateau.rms_mm, plateau.n_inliers)
+    plateau.direction = dd
+    # the surface next to the rim (the margin lies on it)
+    near = ok & (s_arr[:, 0] >= u_rim - 6.0) & (s_arr[:, 0] <= u_rim - 1.0)
+    near &= np.arange(len(ok)) <= i_end
+    if near.sum() >= 4:
+        rim_line = fit_line_robust(xy[near], inlier_tol=0.4)
+        if rim_line.direction @ dd < 0:
+            rim_line.direction = -rim_line.direction
+        if abs(rim_line.direction @ dd) < np.cos(np.deg2rad(30)):
+            rim_line = Line(plateau.point, dd.copy(), plateau.rms_mm, plateau.n_inliers)
+    else:
+        rim_line = Line(plateau.point, dd.copy(), plateau.rms_mm, plateau.n_inliers)
+    d = dd
+    n = up_normal_of(d)
+    rdir = rim_line.direction
+    rim_pt = rim_line.point + ((xy[i_end] - rim_line.point) @ rdir) * rdir
+    # --- outer cortex, walking out (along d) of the marrow below the plateau
+    uc = np.arange(-8.0, 6.0 + 1e-9, 0.05)
+    cpts, rises, edges_m = [], [], []
+    for depth in np.arange(4.0, 10.01, 0.5):
+        base = rim_pt - depth * n
+        prof = profiles(base, d, n, uc)
+        e = bone_surface_edge(prof, uc, marrow=marrow, dark=dark, start_mm=-6.0,
+                              step_edge=True)
+        if e is None:
+            continue
+        edge, outer, rise = e
+        edges_m.append((depth, edge, outer))
+    if len(edges_m) >= 6:
+        arr = np.array([(a, b, np.nan if c is None else c) for a, b, c in edges_m], float)
+        visc = np.isfinite(arr[:, 2])
+        tc = float(np.median(arr[visc, 2] - arr[visc, 1])) if visc.sum() >= 3 else thick
+        tc = float(np.clip(tc, 0.2, 1.5))
+        outer = np.where(visc, arr[:, 2], arr[:, 1] + tc)
+        cpts = np.column_stack([rim_pt[0] - arr[:, 0] * n[0] + outer * d[0],
+                                rim_pt[1] - arr[:, 0] * n[1] + outer * d[1]])
+        rises = visc
+    cortex = None
+    margin = rim_pt
+    cc = 0.0
+    if len(cpts) >= 6:
+        cortex = fit_line_robust(np.asarray(cpts), inlier_tol=0.4)
+        cdir = cortex.direction
+        if cdir @ n > 0:
+            cdir = -cdir
+        cortex.direction = cdir
+        cc = float(np.mean(rises))
+        if abs(cdir @ d) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts):
+            notes.append("outer cortex line implausible; rim of the traced plateau used")
+            cortex = None
+        else:
+            try:
+                margin = np.array(intersect_lines(rim_line.point, rim_line.direction,
+                                                  cortex.point, cortex.direction))
+            except ValueError:
+                cortex = None
+            if cortex is not None and np.linalg.norm(margin - rim_pt) > 6.0:
+                notes.append("cortex/plateau intersection far from the traced rim; rim used")
+                margin = rim_pt
+                cortex = None
+    else:
+        notes.append("outer cortex not traced; rim of the traced plateau used")
+    del m0
+    return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, cc)
