@@ -938,6 +938,7 @@ def _modality_groups(cases: Sequence[dict], *, overall: str) -> list[dict]:
     for c in cases:
         if c["condition"] not in order:
             order.append(c["condition"])
+    order.sort(key=lambda g: US_CONDITIONS.index(g) if g in US_CONDITIONS else len(US_CONDITIONS))
     rows = [summarize([c for c in cases if c["condition"] == g], group=g) for g in order]
     for lat in ("L", "R"):
         sub = [c for c in cases if c.get("laterality") == lat]
