@@ -788,6 +788,13 @@ def score_us_case(
         point error and ``meniscus_error_mm`` the meniscal point error (mm,
         Euclidean with both spacings); ``frame_agree`` (chosen frame = truth
         frame) only for multi-frame files; slice and profile keys are None.
+
+    Notes
+    -----
+    The truth meniscal point is the most superficial point relative to the
+    tibial line; with ``reference="femorotibial"`` the detector picks the point
+    farthest from the femorotibial line, which can sit elsewhere on the flat
+    meniscal base, so the point error is larger there while the MME is not.
     """
     if reference not in US_TRUTH_MME:
         raise UsageError(f"--us-reference {reference!r} is not one of tibial, femorotibial")
