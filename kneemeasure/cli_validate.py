@@ -1,6 +1,8 @@
-"""CLI commands ``validate`` (accuracy against phantom truth) and ``suite`` (hard phantom suite).
+"""CLI commands ``validate`` (accuracy against phantom truth) and ``suite`` (phantom suites).
 
-Registered on the Typer app in :mod:`kneemeasure.cli`. ``validate`` reports; its
+Registered on the Typer app in :mod:`kneemeasure.cli`. Both cover MRI and
+ultrasound: ``suite --modality us`` writes the ultrasound phantom suite and
+``validate`` reports MR and US truth of a folder with the same tables. ``validate`` reports; its
 exit code is 0 when it ran, 1 only when an optional gate (``--max-mae``,
 ``--min-measured``, ``--require-honest-confidence``) fails, 2 on usage errors.
 """
@@ -23,6 +25,16 @@ class ValidateSide(str, Enum):
     medial = "medial"
     lateral = "lateral"
     both = "both"
+
+
+class UsReference(str, Enum):
+    tibial = "tibial"
+    femorotibial = "femorotibial"
+
+
+class SuiteModality(str, Enum):
+    mr = "mr"
+    us = "us"
 
 
 def _debug() -> bool:
@@ -64,7 +76,8 @@ def validate(
     truth_dir: Annotated[
         Path,
         typer.Argument(
-            help="Folder with truth.csv (from `kneemeasure samples` or `kneemeasure suite`).",
+            help="Folder with truth.csv and/or us_truth.csv (from `kneemeasure samples` or "
+            "`kneemeasure suite`); MR series and ultrasound files.",
             show_default=False,
         ),
     ],
@@ -83,6 +96,14 @@ def validate(
     min_confidence: Annotated[
         float, typer.Option("--min-confidence", help="Below this confidence, status=review.")
     ] = 0.5,
+    us_reference: Annotated[
+        UsReference,
+        typer.Option(
+            "--us-reference",
+            help="Ultrasound reference line measured and truth compared: the tibial cortex "
+            "line, or the line through the femoral and tibial margins.",
+        ),
+    ] = UsReference.tibial,
     no_profile: Annotated[
         bool, typer.Option("--no-profile", help="Skip the per-slice profile (faster).")
     ] = False,
@@ -110,7 +131,7 @@ def validate(
         ),
     ] = False,
 ) -> None:
-    """Measure every series of a truth folder and report accuracy per condition and overall."""
+    """Measure every series / ultrasound file of a truth folder; report accuracy per condition."""
     from kneemeasure.pipeline import MeasureOptions
     from kneemeasure.validate import format_report, validate_dir, write_report
 
@@ -125,6 +146,7 @@ def validate(
             confidence_threshold=min_confidence,
             profile=not no_profile,
             png=False,
+            us_reference=us_reference.value,
         )
         opts.validate()
         bar, update = _bar(quiet, "validate")
@@ -157,24 +179,38 @@ def validate(
 
 
 def suite(
-    outdir: Annotated[Path, typer.Argument(help="Folder to write the hard phantom suite into.")],
-    n: Annotated[int, typer.Option("-n", min=1, help="Number of series.")] = 240,
+    outdir: Annotated[Path, typer.Argument(help="Folder to write the phantom suite into.")],
+    n: Annotated[
+        int | None,
+        typer.Option("-n", min=1, help="Number of series / files [default: 240 MR, 100 US].",
+                     show_default=False),
+    ] = None,
+    modality: Annotated[
+        SuiteModality,
+        typer.Option("--modality", help="mr: the hard MRI suite; us: the ultrasound suite."),
+    ] = SuiteModality.mr,
     seed: Annotated[int, typer.Option(help="Suite seed.")] = 0,
     workers: WorkersOpt = 2,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write the hard phantom suite (DICOM series, truth.csv, truth_slices.csv) for validate."""
-    from kneemeasure.validate import hard_suite_specs, write_suite
+    """Write a phantom suite (DICOM files and truth.csv) for validate: MRI (default) or US."""
+    from kneemeasure.validate import hard_suite_specs, us_suite, write_suite, write_us_suite
 
     try:
-        specs = hard_suite_specs(n, seed=seed)
         bar, update = _bar(quiet, "suite")
         try:
-            truth = write_suite(outdir, specs, workers=workers, progress=update)
+            if modality is SuiteModality.us:
+                specs = us_suite(100 if n is None else n, seed=seed)
+                truth = write_us_suite(outdir, specs, workers=workers, progress=update)
+                what = "ultrasound phantom files"
+            else:
+                specs = hard_suite_specs(240 if n is None else n, seed=seed)
+                truth = write_suite(outdir, specs, workers=workers, progress=update)
+                what = "phantom series"
         finally:
             bar.close()
     except UsageError as exc:
         _fail(exc, EXIT_USAGE)
     except KneeMeasureError as exc:
         _fail(exc, EXIT_FAILED)
-    typer.echo(f"wrote {len(specs)} phantom series and {truth}")
+    typer.echo(f"wrote {len(specs)} {what} and {truth}")

@@ -8,6 +8,13 @@
 * :func:`validate_dir` measures every series listed in a ``truth.csv`` with
   :func:`kneemeasure.pipeline.measure_series` (in a process pool), compares it
   with the truth and summarises per condition, per knee and overall.
+* Ultrasound: :func:`us_suite` / :func:`write_us_suite` write the ultrasound
+  phantom suite (one DICOM file per case, ``truth.csv`` with ``modality = US``,
+  ``file``, ``condition`` and ``tags``); :func:`validate_dir` also reads
+  ultrasound truth (those rows, or ``us_truth.csv``), measures each file with
+  :func:`kneemeasure.pipeline.measure_one` and scores it with
+  :func:`score_us_case` (frame choice instead of slice choice). A folder with
+  both (``sample_dicoms/``) is reported per modality.
 * :func:`format_report` prints the summary as fixed-width tables;
   :func:`write_report` writes ``validation.csv``, ``validation_cases.csv`` and
   ``validation.json``.
@@ -15,7 +22,9 @@
 The harness reports; it does not judge. Conventions: points ``(row, col)`` in
 pixels; landmark errors are Euclidean in mm using both pixel spacings; slice
 errors are counted in slices along the position order (never raw Instance
-Number differences, so reversed numbering is handled).
+Number differences, so reversed numbering is handled). Ultrasound landmark
+errors are in full-image pixels of the stored frame (the truth rows include the
+calibrated region's offset), converted with the region's Physical Delta X/Y.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,19 +50,26 @@ __all__ = [
     "CONDITIONS",
     "CASE_COLUMNS",
     "GROUP_COLUMNS",
+    "US_CONDITIONS",
+    "US_TAGS",
     "ValidationReport",
     "error_causes",
     "format_report",
     "hard_suite_specs",
     "landmark_error_mm",
     "read_truth",
+    "read_us_truth",
     "score_case",
+    "score_us_case",
     "slice_error",
     "summarize",
     "truth_instance_numbers",
+    "us_condition",
+    "us_suite",
     "validate_dir",
     "write_report",
     "write_suite",
+    "write_us_suite",
 ]
 
 #: Conditions of the hard suite, in report order.
@@ -278,15 +294,191 @@ def write_suite(
     return truth_path
 
 
+# --------------------------------------------------------------------------- US suite
+#: Conditions of the ultrasound suite, in report order (one per file, exclusive):
+#: multi-frame cine, RGB single frame, and grey single frames by speckle level.
+US_CONDITIONS: tuple[str, ...] = ("speckle_low", "speckle_mid", "speckle_high", "rgb", "cine")
+#: Facets of the ultrasound suite (a file may carry several), reported as extra groups.
+US_TAGS: tuple[str, ...] = (
+    "speckle_low", "speckle_mid", "speckle_high", "proximal_left", "proximal_right", "deep",
+    "tilted", "aniso_spacing",
+)
+#: Tibial margin at least this deep below the skin (mm) is tagged ``deep``.
+US_DEEP_MM = 17.0
+#: Tibial cortex tilted at least this much against the rows (degrees) is tagged ``tilted``.
+US_TILT_DEG = 5.0
+
+
+def us_condition(truth: Mapping[str, object]) -> tuple[str, list[str]]:
+    """Condition and facet tags of one ultrasound truth row (or spec-like mapping).
+
+    Parameters
+    ----------
+    truth : mapping
+        A row as written by :func:`kneemeasure.phantom_us.write_us_dicom`
+        (``spec_n_frames``, ``spec_rgb``, ``spec_speckle``, ``proximal``,
+        ``spec_tibial_depth_mm``, ``spec_tilt_deg``, ``row_spacing_mm``,
+        ``col_spacing_mm``); strings or numbers.
+
+    Returns
+    -------
+    condition : str
+        ``cine`` (more than one frame), else ``rgb``, else ``speckle_low``
+        (speckle <= 0.5), ``speckle_mid`` (< 0.85) or ``speckle_high``; the file
+        stem when the row has no spec columns.
+    tags : list of str
+        From :data:`US_TAGS`: the speckle level, ``proximal_left/right`` (femur
+        side), ``deep`` (tibial margin >= :data:`US_DEEP_MM` below the skin),
+        ``tilted`` (``|tilt| >=`` :data:`US_TILT_DEG`), ``aniso_spacing``.
+    """
+    speckle = _f(truth.get("spec_speckle"))
+    tags: list[str] = []
+    level = None
+    if speckle is not None:
+        level = "speckle_low" if speckle <= 0.5 else "speckle_mid" if speckle < 0.85 else (
+            "speckle_high")
+        tags.append(level)
+    prox = str(truth.get("proximal") or "")
+    if prox in ("image-left", "image-right"):
+        tags.append("proximal_" + prox.split("-")[1])
+    depth = _f(truth.get("spec_tibial_depth_mm"))
+    if depth is not None and depth >= US_DEEP_MM:
+        tags.append("deep")
+    tilt = _f(truth.get("spec_tilt_deg"))
+    if tilt is not None and abs(tilt) >= US_TILT_DEG:
+        tags.append("tilted")
+    rs, cs = _f(truth.get("row_spacing_mm")), _f(truth.get("col_spacing_mm"))
+    if rs is not None and cs is not None and abs(rs - cs) > 1e-9:
+        tags.append("aniso_spacing")
+    frames = _f(truth.get("spec_n_frames"))
+    if frames is not None and frames > 1:
+        cond = "cine"
+    elif _b(truth.get("spec_rgb", "")):
+        cond = "rgb"
+    elif level is not None:
+        cond = level
+    else:
+        cond = Path(str(truth.get("file") or "us")).stem
+    return cond, tags
+
+
+def us_suite(n: int = 100, *, seed: int = 0) -> list[tuple[str, object]]:
+    """The ultrasound validation suite: ``(condition, UsPhantomSpec)`` pairs.
+
+    The specs are :func:`kneemeasure.phantom_us.us_suite_specs` (extrusion
+    spread over 0-7 mm; speckle 0.4-1.0, imaged depth 25-40 mm, square and
+    non-square spacing, tilt up to 8 degrees, both probe orientations, every
+    4th RGB, every 5th a 3-frame cine); the condition is :func:`us_condition`.
+
+    Parameters
+    ----------
+    n : int
+        Number of files (>= 1).
+    seed : int, keyword-only
+        Suite seed; the suite is deterministic.
+
+    Returns
+    -------
+    list of (str, UsPhantomSpec)
+    """
+    from kneemeasure.phantom_us import us_suite_specs
+
+    if n < 1:
+        raise UsageError(f"ultrasound suite size n={n}: use n >= 1 (100 covers every condition)")
+    return [(us_condition(_us_spec_row(s))[0], s) for s in us_suite_specs(n, seed=seed)]
+
+
+def _us_spec_row(spec) -> dict:
+    """The spec fields :func:`us_condition` reads, named as in a truth row."""
+    return {
+        "spec_speckle": spec.speckle,
+        "spec_n_frames": spec.n_frames,
+        "spec_rgb": spec.rgb,
+        "spec_tibial_depth_mm": spec.tibial_depth_mm,
+        "spec_tilt_deg": spec.tilt_deg,
+        "proximal": spec.proximal,
+        "row_spacing_mm": spec.spacing_mm[0],
+        "col_spacing_mm": spec.spacing_mm[1],
+    }
+
+
+def _write_us_one(task: tuple[str, object, str]) -> dict:
+    from kneemeasure.phantom_us import write_us_dicom
+
+    name, spec, outdir = task
+    row = write_us_dicom(spec, Path(outdir) / name)
+    cond, tags = us_condition(row)
+    return {"modality": "US", "condition": cond, "tags": " ".join(tags), **row}
+
+
+def write_us_suite(
+    outdir: Path,
+    specs: Sequence[tuple[str, object]],
+    *,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write ultrasound phantoms as DICOM files with a ``truth.csv`` for :func:`validate_dir`.
+
+    Parameters
+    ----------
+    outdir : Path
+        Created; gets ``us_<i>_<condition>.dcm`` per spec and ``truth.csv`` with
+        ``modality`` (``US``), ``condition``, ``tags`` (space-separated
+        :data:`US_TAGS`), ``file`` (relative to ``outdir``) and the truth row of
+        :func:`kneemeasure.phantom_us.write_us_dicom` (tibial and femorotibial
+        extrusion in mm, ``truth_frame``, landmarks in full-image pixels,
+        spacing in mm, spec parameters).
+    specs : sequence of (str, UsPhantomSpec)
+        E.g. from :func:`us_suite`.
+    workers : int, keyword-only
+        Processes used for rendering (1 = in this process).
+    progress : callable (done, total), optional
+
+    Returns
+    -------
+    Path
+        The ``truth.csv`` path.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    tasks = [(f"us_{i:03d}_{cond}.dcm", spec, str(outdir)) for i, (cond, spec) in enumerate(specs)]
+    results: list[dict | None] = [None] * len(tasks)
+    if workers <= 1 or len(tasks) <= 1:
+        for i, t in enumerate(tasks):
+            results[i] = _write_us_one(t)
+            if progress:
+                progress(i + 1, len(tasks))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_write_us_one, t): i for i, t in enumerate(tasks)}
+            for done, fut in enumerate(as_completed(futures), 1):
+                results[futures[fut]] = fut.result()
+                if progress:
+                    progress(done, len(tasks))
+    truth_path = outdir / "truth.csv"
+    columns = list(results[0]) if results else ["modality", "condition", "tags", "file"]
+    with truth_path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
+        w.writeheader()
+        for row in results:
+            w.writerow({k: _fmt_cell(row.get(k)) for k in columns})  # type: ignore[union-attr]
+    return truth_path
+
+
 # --------------------------------------------------------------------------- truth
 def read_truth(truth_dir: Path) -> tuple[list[dict], dict[str, list[dict]]]:
     """Read ``truth.csv`` (and ``truth_slices.csv`` when present) from ``truth_dir``.
 
+    Rows with ``modality = US`` (ultrasound truth, see :func:`read_us_truth`)
+    are left out.
+
     Returns
     -------
     rows : list of dict
-        One per series, values as strings; ``condition`` filled from the
-        ``series_dir`` name when the CSV has no ``condition`` column.
+        One per MR series, values as strings, ``modality`` set to ``MR``;
+        ``condition`` filled from the ``series_dir`` name when the CSV has no
+        ``condition`` column.
     slices : dict
         ``series_instance_uid`` -> per-slice truth rows (position order); empty
         when there is no ``truth_slices.csv``.
@@ -299,11 +491,13 @@ def read_truth(truth_dir: Path) -> tuple[list[dict], dict[str, list[dict]]]:
             "`kneemeasure suite DIR`"
         )
     with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        rows = [r for r in csv.DictReader(fh) if not _is_us_row(r)]
     needed = {"series_dir", "series_instance_uid", "extrusion_mm", "ref_index"}
     if rows and not needed <= set(rows[0]):
         missing = ", ".join(sorted(needed - set(rows[0])))
         raise UsageError(f"{path}: missing column(s) {missing}; is this a kneemeasure truth.csv?")
+    for r in rows:
+        r["modality"] = "MR"
     for r in rows:
         if not r.get("condition"):
             r["condition"] = Path(r["series_dir"]).name
@@ -316,6 +510,51 @@ def read_truth(truth_dir: Path) -> tuple[list[dict], dict[str, list[dict]]]:
         for v in slices.values():
             v.sort(key=lambda s: int(s["index"]))
     return rows, slices
+
+
+def _is_us_row(row: Mapping[str, object]) -> bool:
+    return str(row.get("modality") or "").strip().upper() == "US"
+
+
+def read_us_truth(truth_dir: Path) -> list[dict]:
+    """Read the ultrasound truth of ``truth_dir``.
+
+    Sources: the ``modality = US`` rows of ``truth.csv`` (as written by
+    :func:`write_us_suite`) and every row of ``us_truth.csv`` (as in
+    ``sample_dicoms/``). Both need a ``file`` column (relative to ``truth_dir``
+    or absolute) and ``extrusion_mm``.
+
+    Returns
+    -------
+    list of dict
+        One per file, values as strings, ``modality`` set to ``US``;
+        ``condition`` and ``tags`` filled by :func:`us_condition` when missing.
+        Empty when the folder holds no ultrasound truth.
+    """
+    truth_dir = Path(truth_dir)
+    rows: list[dict] = []
+    for name, only_us in (("truth.csv", True), ("us_truth.csv", False)):
+        path = truth_dir / name
+        if not path.is_file():
+            continue
+        with path.open(newline="") as fh:
+            got = [r for r in csv.DictReader(fh) if not only_us or _is_us_row(r)]
+        needed = {"file", "extrusion_mm"}
+        if got and not needed <= set(got[0]):
+            missing = ", ".join(sorted(needed - set(got[0])))
+            raise UsageError(
+                f"{path}: ultrasound truth needs column(s) {missing}; "
+                "write it with `kneemeasure suite DIR --modality us`"
+            )
+        rows += got
+    for r in rows:
+        r["modality"] = "US"
+        cond, tags = us_condition(r)
+        if not r.get("condition"):
+            r["condition"] = cond
+        if r.get("tags") is None:
+            r["tags"] = " ".join(tags)
+    return rows
 
 
 def _f(value: object) -> float | None:
@@ -399,7 +638,8 @@ CASE_COLUMNS: tuple[str, ...] = (
     "meniscus_error_mm", "truth_instance", "chosen_instance", "slice_error", "truth_extruded",
     "extruded", "flag_agree", "clear_of_threshold", "truth_max_mme_mm", "max_mme_mm",
     "max_error_mm", "max_slice_error", "profile_n", "profile_truth_n", "profile_mae_mm",
-    "seconds",
+    "seconds", "modality", "tags", "us_reference", "n_frames", "truth_frame", "chosen_frame",
+    "frame_agree",
 )
 
 
@@ -449,6 +689,7 @@ def score_case(
     out: dict = {k: None for k in CASE_COLUMNS}
     out.update(
         condition=truth.get("condition", ""),
+        modality="MR",
         series_dir=truth.get("series_dir", ""),
         series_instance_uid=truth.get("series_instance_uid", ""),
         side=side,
@@ -509,6 +750,108 @@ def score_case(
     return out
 
 
+#: Truth column of each ultrasound reference line (``--us-reference``).
+US_TRUTH_MME = {"tibial": "extrusion_mm", "femorotibial": "femorotibial_extrusion_mm"}
+
+
+def score_us_case(
+    truth: dict,
+    measured: dict,
+    *,
+    threshold_mm: float = 3.0,
+    clear_mm: float = 0.5,
+    reference: str = "tibial",
+) -> dict:
+    """Compare one ultrasound measurement with its truth row.
+
+    Parameters
+    ----------
+    truth : dict
+        An ultrasound truth row (see :func:`read_us_truth`): ``file``,
+        ``extrusion_mm`` / ``femorotibial_extrusion_mm``, ``truth_frame``,
+        ``tibial_margin_row_px`` / ``_col_px``, ``meniscus_row_px`` / ``_col_px``
+        (full-image pixels), ``row_spacing_mm``, ``col_spacing_mm``,
+        ``spec_n_frames`` (optional).
+    measured : dict
+        As for :func:`score_case`, plus ``frame`` (0-based frame measured);
+        ``plateau_rc`` is the tibial reference point (the tibial margin, for
+        either reference line), ``meniscus_rc`` the most superficial meniscal point.
+    threshold_mm, clear_mm : float, keyword-only
+        As for :func:`score_case`.
+    reference : {"tibial", "femorotibial"}, keyword-only
+        Which truth extrusion to compare with (the reference line measured).
+
+    Returns
+    -------
+    dict
+        Keys :data:`CASE_COLUMNS`: ``margin_error_mm`` is the tibial reference
+        point error and ``meniscus_error_mm`` the meniscal point error (mm,
+        Euclidean with both spacings); ``frame_agree`` (chosen frame = truth
+        frame) only for multi-frame files; slice and profile keys are None.
+
+    Notes
+    -----
+    The truth meniscal point is the most superficial point relative to the
+    tibial line; with ``reference="femorotibial"`` the detector picks the point
+    farthest from the femorotibial line, which can sit elsewhere on the flat
+    meniscal base, so the point error is larger there while the MME is not.
+    """
+    if reference not in US_TRUTH_MME:
+        raise UsageError(f"--us-reference {reference!r} is not one of tibial, femorotibial")
+    key = US_TRUTH_MME[reference]
+    rs, cs = _f(truth.get("row_spacing_mm")), _f(truth.get("col_spacing_mm"))
+    t_mme = _f(truth.get(key))
+    t_ref = (_f(truth.get("tibial_margin_row_px")), _f(truth.get("tibial_margin_col_px")))
+    t_men = (_f(truth.get("meniscus_row_px")), _f(truth.get("meniscus_col_px")))
+    t_frame = _f(truth.get("truth_frame"))
+    n_frames = _f(truth.get("spec_n_frames"))
+    status = measured.get("status", "error")
+    ok = status in ("ok", "review")
+    mme = _f(measured.get("extrusion_mm")) if ok else None
+    out: dict = {k: None for k in CASE_COLUMNS}
+    out.update(
+        condition=truth.get("condition", ""),
+        modality="US",
+        tags=truth.get("tags", ""),
+        us_reference=reference,
+        series_dir=truth.get("file", ""),
+        series_instance_uid=measured.get("series_instance_uid", ""),
+        side=measured.get("side", "medial"),
+        laterality="",
+        status=status,
+        error=" ".join(str(measured.get("error", "")).split()),
+        confidence=_f(measured.get("confidence")),
+        truth_mme_mm=t_mme,
+        n_frames=int(n_frames) if n_frames is not None else None,
+        truth_frame=int(t_frame) if t_frame is not None else None,
+        seconds=_f(measured.get("seconds")),
+        profile_abs_sum=None,
+    )
+    if t_mme is not None:
+        out["truth_extruded"] = t_mme >= threshold_mm
+        out["clear_of_threshold"] = abs(t_mme - threshold_mm) >= clear_mm
+    if not ok or mme is None:
+        return out
+    out["mme_mm"] = mme
+    out["extruded"] = mme >= threshold_mm
+    frame = measured.get("frame")
+    out["chosen_frame"] = int(frame) if frame is not None else None
+    if out["n_frames"] is not None and out["n_frames"] > 1 and out["truth_frame"] is not None:
+        out["frame_agree"] = out["chosen_frame"] == out["truth_frame"]
+    if rs is not None and cs is not None:
+        out["margin_error_mm"] = landmark_error_mm(
+            measured.get("plateau_rc"), t_ref, row_spacing_mm=rs, col_spacing_mm=cs
+        )
+        out["meniscus_error_mm"] = landmark_error_mm(
+            measured.get("meniscus_rc"), t_men, row_spacing_mm=rs, col_spacing_mm=cs
+        )
+    if t_mme is not None:
+        out["error_mm"] = mme - t_mme
+        out["abs_error_mm"] = abs(mme - t_mme)
+        out["flag_agree"] = out["extruded"] == out["truth_extruded"]
+    return out
+
+
 # --------------------------------------------------------------------------- summary
 #: Columns of ``validation.csv`` (one row per group).
 GROUP_COLUMNS: tuple[str, ...] = (
@@ -518,7 +861,7 @@ GROUP_COLUMNS: tuple[str, ...] = (
     "slice_error_max", "flag_n", "flag_agreement", "flag_clear_n", "flag_clear_agreement",
     "ok_mae_mm", "review_mae_mm", "profile_slices", "profile_coverage", "profile_mae_mm",
     "max_mme_mae_mm",
-    "max_mme_n", "seconds_mean",
+    "max_mme_n", "seconds_mean", "modality", "frame_n", "frame_agreement",
 )
 
 
@@ -537,6 +880,8 @@ def summarize(cases: Sequence[dict], *, group: str = "overall") -> dict:
         metric has no cases. ``profile_mae_mm`` pools every profile slice that
         has a truth value; ``profile_coverage`` = those slices / truth slices
         with a meniscus (horns included, so < 1 even for a perfect body profile).
+        ``frame_agreement`` is over measured multi-frame ultrasound files;
+        ``modality`` is ``MR``, ``US`` or ``all`` (mixed).
     """
     meas = [c for c in cases if c.get("status") in ("ok", "review") and c.get("mme_mm") is not None]
     errs = [c["abs_error_mm"] for c in meas if c.get("abs_error_mm") is not None]
@@ -556,8 +901,13 @@ def summarize(cases: Sequence[dict], *, group: str = "overall") -> dict:
     prof_truth = sum(int(c.get("profile_truth_n") or 0) for c in meas)
     mx = [abs(c["max_error_mm"]) for c in meas if c.get("max_error_mm") is not None]
     secs = [c["seconds"] for c in cases if c.get("seconds") is not None]
+    frames = [c["frame_agree"] for c in meas if c.get("frame_agree") is not None]
+    mods = {c.get("modality") or "MR" for c in cases}
     return {
         "group": group,
+        "modality": mods.pop() if len(mods) == 1 else "all",
+        "frame_n": len(frames),
+        "frame_agreement": _mean([float(a) for a in frames]),
         "n_total": len(cases),
         "n_measured": len(meas),
         "n_ok": sum(c.get("status") == "ok" for c in cases),
@@ -588,19 +938,47 @@ def summarize(cases: Sequence[dict], *, group: str = "overall") -> dict:
     }
 
 
-def _groups(cases: Sequence[dict]) -> list[dict]:
+def _modality_groups(cases: Sequence[dict], *, overall: str) -> list[dict]:
+    """Per condition, per knee, per facet tag (``+tag``: every case with it), per side,
+    then ``overall``, for the cases of one modality."""
     order: list[str] = []
     for c in cases:
         if c["condition"] not in order:
             order.append(c["condition"])
+    order.sort(key=lambda g: US_CONDITIONS.index(g) if g in US_CONDITIONS else len(US_CONDITIONS))
     rows = [summarize([c for c in cases if c["condition"] == g], group=g) for g in order]
     for lat in ("L", "R"):
         sub = [c for c in cases if c.get("laterality") == lat]
         if sub and len(order) > 1:
             rows.append(summarize(sub, group=f"knee {lat}"))
+    tags: list[str] = list(US_TAGS)
+    for c in cases:
+        tags += [t for t in str(c.get("tags") or "").split() if t not in tags]
+    for t in tags:
+        sub = [c for c in cases if t in str(c.get("tags") or "").split()]
+        if sub and len(cases) > 1:
+            rows.append(summarize(sub, group=f"+{t}"))
     sides = sorted({c["side"] for c in cases})
     if len(sides) > 1:
         rows += [summarize([c for c in cases if c["side"] == s], group=f"side {s}") for s in sides]
+    rows.append(summarize(cases, group=overall))
+    return rows
+
+
+def _groups(cases: Sequence[dict]) -> list[dict]:
+    """Group rows; with MR and US cases: each modality's groups (``overall MR``,
+    ``overall US``), then ``overall`` over all cases."""
+    mods: list[str] = []
+    for c in cases:
+        m = c.get("modality") or "MR"
+        if m not in mods:
+            mods.append(m)
+    if len(mods) <= 1:
+        return _modality_groups(cases, overall="overall")
+    rows: list[dict] = []
+    for m in mods:
+        sub = [c for c in cases if (c.get("modality") or "MR") == m]
+        rows += _modality_groups(sub, overall=f"overall {m}")
     rows.append(summarize(cases, group="overall"))
     return rows
 
@@ -692,6 +1070,54 @@ def _measure_case(series_dir: str, uid: str, options: MeasureOptions) -> list[di
     return out
 
 
+def _measure_us_case(path: str, options: MeasureOptions) -> list[dict]:
+    """Measure one ultrasound truth file (runs in a worker process), as ``kneemeasure measure``
+    does (:func:`kneemeasure.pipeline.measure_one`); never raises KneeMeasureError."""
+    from kneemeasure.io import discover_series
+    from kneemeasure.pipeline import error_row, measure_one
+
+    t0 = time.perf_counter()
+    uid = ""
+    try:
+        if not Path(path).is_file():
+            raise KneeMeasureError(
+                "ultrasound truth file not found; check the `file` column of the truth CSV",
+                source=path,
+            )
+        found, errors = discover_series([path])
+        us = [s for s in found if s.modality == "US"]
+        if not us:
+            why = errors[0].error if errors else "Modality (0008,0060) is not US"
+            raise KneeMeasureError(f"no ultrasound image in this file ({why})", source=path)
+        uid = us[0].series_instance_uid
+        rows = measure_one(us[0], options)
+    except KneeMeasureError as exc:
+        rows = [error_row(exc, options=options)]
+    seconds = time.perf_counter() - t0
+    return [
+        {
+            "side": m.side,
+            "status": m.status,
+            "error": m.error,
+            "extrusion_mm": m.extrusion_mm,
+            "frame": m.frame,
+            "plateau_rc": (m.plateau_row_px, m.plateau_col_px),
+            "meniscus_rc": (m.meniscus_row_px, m.meniscus_col_px),
+            "confidence": m.confidence,
+            "series_instance_uid": m.series_instance_uid or uid,
+            "seconds": seconds,
+        }
+        for m in rows
+    ]
+
+
+def _run_task(task: tuple[str, str, str, MeasureOptions]) -> list[dict]:
+    kind, path, uid, options = task
+    if kind == "US":
+        return _measure_us_case(path, options)
+    return _measure_case(path, uid, options)
+
+
 def validate_dir(
     truth_dir: Path,
     *,
@@ -699,56 +1125,92 @@ def validate_dir(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> ValidationReport:
-    """Measure every series listed in ``truth_dir/truth.csv`` and compare with the truth.
+    """Measure every series / file listed in the truth of ``truth_dir`` and compare.
 
     Parameters
     ----------
     truth_dir : Path
-        Folder with ``truth.csv`` (``series_dir`` relative to it or absolute) as
+        Folder with ``truth.csv`` and/or ``us_truth.csv``. MR rows of
+        ``truth.csv`` (``series_dir`` relative to the folder or absolute), as
         written by ``kneemeasure samples`` or :func:`write_suite`; an optional
-        ``truth_slices.csv`` enables the slice-profile comparison.
+        ``truth_slices.csv`` enables the slice-profile comparison. Ultrasound
+        rows (``modality = US`` in ``truth.csv``, from :func:`write_us_suite`, or
+        any row of ``us_truth.csv``) name a DICOM ``file`` each.
     options : MeasureOptions, keyword-only, optional
         Measurement options (PNG output is always off here). ``side`` may be
-        ``"medial"``, ``"lateral"`` or ``"both"``; ``threshold_mm`` sets the flag.
+        ``"medial"``, ``"lateral"`` or ``"both"`` (MR; ultrasound is medial);
+        ``threshold_mm`` sets the flag; ``us_reference`` (``"tibial"`` or
+        ``"femorotibial"``) is the ultrasound reference line measured and the
+        truth column compared (``extrusion_mm`` / ``femorotibial_extrusion_mm``).
     workers : int, keyword-only
         Processes (``concurrent.futures.ProcessPoolExecutor``); 1 = in-process.
     progress : callable (done, total), optional
-        Called after each series.
+        Called after each series / file.
 
     Returns
     -------
     ValidationReport
+        Cases and groups of both modalities (see :func:`_groups`).
     """
     t0 = time.perf_counter()
     truth_dir = Path(truth_dir)
-    rows, slices = read_truth(truth_dir)
+    has_mr_file = (truth_dir / "truth.csv").is_file()
+    if not has_mr_file and not (truth_dir / "us_truth.csv").is_file():
+        raise UsageError(
+            f"{truth_dir}: no truth.csv or us_truth.csv here; write one with "
+            "`kneemeasure samples DIR` or `kneemeasure suite DIR [--modality us]`"
+        )
+    rows, slices = read_truth(truth_dir) if has_mr_file else ([], {})
+    us_rows = read_us_truth(truth_dir)
     options = replace(options or MeasureOptions(), png=False)
     options.validate()
+    if options.us_reference not in US_TRUTH_MME:
+        raise UsageError(
+            f"--us-reference {options.us_reference!r} is not one of tibial, femorotibial"
+        )
     if workers < 1:
         raise UsageError(f"--workers {workers}: use 1 or more")
-    tasks = []
+    key = US_TRUTH_MME[options.us_reference]
+    if us_rows and key not in us_rows[0]:
+        raise UsageError(
+            f"{truth_dir}: the ultrasound truth has no {key} column for "
+            f"--us-reference {options.us_reference}; regenerate it with "
+            "`kneemeasure suite DIR --modality us`"
+        )
+    if not rows and not us_rows:
+        raise UsageError(f"{truth_dir}: the truth CSV lists no series or files")
+    tasks: list[tuple[str, str, str, MeasureOptions]] = []
     for r in rows:
         sd = Path(r["series_dir"])
         sd = sd if sd.is_absolute() else truth_dir / sd
-        tasks.append((str(sd), r["series_instance_uid"]))
+        tasks.append(("MR", str(sd), r["series_instance_uid"], options))
+    for r in us_rows:
+        f = Path(r["file"])
+        tasks.append(("US", str(f if f.is_absolute() else truth_dir / f), "", options))
     results: list[list[dict] | None] = [None] * len(tasks)
     if workers == 1 or len(tasks) <= 1:
-        for i, (sd, uid) in enumerate(tasks):
-            results[i] = _measure_case(sd, uid, options)
+        for i, t in enumerate(tasks):
+            results[i] = _run_task(t)
             if progress:
                 progress(i + 1, len(tasks))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {
-                pool.submit(_measure_case, sd, uid, options): i for i, (sd, uid) in enumerate(tasks)
-            }
+            futures = {pool.submit(_run_task, t): i for i, t in enumerate(tasks)}
             for done, fut in enumerate(as_completed(futures), 1):
                 results[futures[fut]] = fut.result()
                 if progress:
                     progress(done, len(tasks))
     cases = []
-    for r, res in zip(rows, results, strict=True):
+    for r, res in zip([*rows, *us_rows], results, strict=True):
         for meas in res or []:
+            if r["modality"] == "US":
+                cases.append(
+                    score_us_case(
+                        r, meas, threshold_mm=options.threshold_mm,
+                        reference=options.us_reference,
+                    )
+                )
+                continue
             cases.append(
                 score_case(
                     r,
@@ -795,8 +1257,99 @@ def error_causes(cases: Sequence[dict]) -> dict[str, tuple[int, list[str]]]:
     return {m: (len(cs), list(dict.fromkeys(cs))) for m, cs in ranked}
 
 
+def _is_overall(group: str) -> bool:
+    return group == "overall" or group.startswith("overall ")
+
+
+def _accuracy_table(groups: Sequence[dict], *, us: bool, w: int) -> list[str]:
+    """Table 1: counts, MME error, landmark errors, slice (MR) or frame (US) choice."""
+    if us:
+        lm = f"{'ref':>6} {'r.max':>6} {'point':>6} {'p.max':>6} {'frame':>5} {'multi':>5}"
+        caption = (
+            "MME accuracy (mm); landmark errors (mm, Euclidean): tibial reference point (ref),\n"
+            "meniscus point (point); frame: chosen = truth frame, over multi-frame files;\n"
+            "+tag rows: every file with that facet (speckle_* conditions: grey single-frame only)"
+        )
+    else:
+        lm = f"{'margin':>6} {'m.max':>6} {'edge':>6} {'e.max':>6} {'slice':>5} {'exact':>5}"
+        caption = (
+            "MME accuracy (mm); landmark errors (mm, Euclidean); "
+            "slice error (slices from spine apex)"
+        )
+    h1 = (
+        f"{'condition':<{w}} {'measured':>9} {'ok/rev/err':>10} {'MAE':>6} {'max':>6} "
+        f"{'bias':>6} {lm}"
+    )
+    lines = [*caption.splitlines(), h1, "-" * len(h1)]
+    for g in groups:
+        if _is_overall(g["group"]):
+            lines.append("-" * len(h1))
+        if us:
+            tail = f"{_pct(g['frame_agreement']):>5} {g['frame_n']:>5}"
+        else:
+            tail = f"{_cell(g['slice_error_mean'], '5.2f')} {_pct(g['slice_exact_frac']):>5}"
+        lines.append(
+            f"{g['group']:<{w}} {g['n_measured']:>4}/{g['n_total']:<4} "
+            f"{g['n_ok']:>3}/{g['n_review']:>2}/{g['n_error']:>2}  "
+            f"{_cell(g['mae_mm'], '6.2f')} {_cell(g['max_abs_error_mm'], '6.2f')} "
+            f"{_cell(g['bias_mm'], '+6.2f')} {_cell(g['margin_error_mean_mm'], '6.2f')} "
+            f"{_cell(g['margin_error_max_mm'], '6.2f')} "
+            f"{_cell(g['meniscus_error_mean_mm'], '6.2f')} "
+            f"{_cell(g['meniscus_error_max_mm'], '6.2f')} {tail}"
+        )
+    return lines
+
+
+def _flag_table(groups: Sequence[dict], *, us: bool, w: int, thr: float) -> list[str]:
+    """Table 2: flag agreement, ok-vs-review MAE, (MR) slice profile and max MME, time."""
+    h2 = f"{'condition':<{w}} {'flag agr':>10} {'|t-thr|>=.5':>12} {'ok MAE':>7} {'rev MAE':>7} "
+    if us:
+        h2 += f"{'s/file':>8}"
+        caption = f"Flag (MME >= {thr:g} mm) agreement; ok-vs-review MAE (mm)"
+    else:
+        h2 += f"{'prof MAE':>8} {'slices':>6} {'max MAE':>7} {'s/series':>8}"
+        caption = (
+            f"Flag (MME >= {thr:g} mm) agreement; ok-vs-review MAE (mm); slice profile (mm)"
+        )
+    lines = [caption, h2, "-" * len(h2)]
+    for g in groups:
+        if _is_overall(g["group"]):
+            lines.append("-" * len(h2))
+        line = (
+            f"{g['group']:<{w}} {_pct(g['flag_agreement']):>5} n={g['flag_n']:<3} "
+            f"{_pct(g['flag_clear_agreement']):>5} n={g['flag_clear_n']:<4} "
+            f"{_cell(g['ok_mae_mm'], '7.2f')} {_cell(g['review_mae_mm'], '7.2f')} "
+        )
+        if us:
+            line += f"{_cell(g['seconds_mean'], '8.2f')}"
+        else:
+            line += (
+                f"{_cell(g['profile_mae_mm'], '8.2f')} {g['profile_slices']:>6} "
+                f"{_cell(g['max_mme_mae_mm'], '7.2f')} {_cell(g['seconds_mean'], '8.2f')}"
+            )
+        lines.append(line)
+    return lines
+
+
+def _confidence_line(o: dict, label: str) -> str:
+    if o["ok_mae_mm"] is None or o["review_mae_mm"] is None:
+        verdict = "not testable (no ok or no review rows with truth)"
+    elif o["ok_mae_mm"] < o["review_mae_mm"]:
+        verdict = "ok rows are more accurate than review rows"
+    else:
+        verdict = "ok rows are NOT more accurate than review rows"
+    return (
+        f"{label}: ok MAE {_cell(o['ok_mae_mm'], '.2f')} mm (n={o['n_ok']}) vs review MAE "
+        f"{_cell(o['review_mae_mm'], '.2f')} mm (n={o['n_review']}): {verdict}"
+    )
+
+
 def format_report(report: ValidationReport) -> str:
     """The report as fixed-width text tables (accuracy; flags, confidence and profile).
+
+    One block of two tables per modality: MR reports slice choice and the slice
+    profile, ultrasound (US) reports frame choice; a folder with both ends with
+    a pooled ``overall`` line.
 
     Returns
     -------
@@ -805,68 +1358,46 @@ def format_report(report: ValidationReport) -> str:
     """
     thr = report.options.get("threshold_mm", 3.0)
     w = max([len(g["group"]) for g in report.groups] + [9])
-    h1 = (
-        f"{'condition':<{w}} {'measured':>9} {'ok/rev/err':>10} {'MAE':>6} {'max':>6} "
-        f"{'bias':>6} {'margin':>6} {'m.max':>6} {'edge':>6} {'e.max':>6} "
-        f"{'slice':>5} {'exact':>5}"
-    )
-    lines = [
+    mods = [m for m in ("MR", "US") if any(g.get("modality", "MR") == m for g in report.groups)]
+    mixed = len(mods) > 1
+    head = (
         f"kneemeasure validate: {report.truth_dir}  side={report.options.get('side')}  "
-        f"threshold={thr:g} mm  ({report.seconds:.1f} s, {report.workers} worker(s))",
-        "",
-        "MME accuracy (mm); landmark errors (mm, Euclidean); slice error (slices from spine apex)",
-        h1,
-        "-" * len(h1),
-    ]
-    for g in report.groups:
-        if g["group"] == "overall":
-            lines.append("-" * len(h1))
-        lines.append(
-            f"{g['group']:<{w}} {g['n_measured']:>4}/{g['n_total']:<4} "
-            f"{g['n_ok']:>3}/{g['n_review']:>2}/{g['n_error']:>2}  "
-            f"{_cell(g['mae_mm'], '6.2f')} {_cell(g['max_abs_error_mm'], '6.2f')} "
-            f"{_cell(g['bias_mm'], '+6.2f')} {_cell(g['margin_error_mean_mm'], '6.2f')} "
-            f"{_cell(g['margin_error_max_mm'], '6.2f')} "
-            f"{_cell(g['meniscus_error_mean_mm'], '6.2f')} "
-            f"{_cell(g['meniscus_error_max_mm'], '6.2f')} {_cell(g['slice_error_mean'], '5.2f')} "
-            f"{_pct(g['slice_exact_frac']):>5}"
-        )
-    h2 = (
-        f"{'condition':<{w}} {'flag agr':>10} {'|t-thr|>=.5':>12} {'ok MAE':>7} {'rev MAE':>7} "
-        f"{'prof MAE':>8} {'slices':>6} {'max MAE':>7} {'s/series':>8}"
+        f"threshold={thr:g} mm"
     )
-    lines += [
-        "",
-        f"Flag (MME >= {thr:g} mm) agreement; ok-vs-review MAE (mm); slice profile (mm)",
-        h2,
-        "-" * len(h2),
-    ]
-    for g in report.groups:
-        if g["group"] == "overall":
-            lines.append("-" * len(h2))
-        lines.append(
-            f"{g['group']:<{w}} {_pct(g['flag_agreement']):>5} n={g['flag_n']:<3} "
-            f"{_pct(g['flag_clear_agreement']):>5} n={g['flag_clear_n']:<4} "
-            f"{_cell(g['ok_mae_mm'], '7.2f')} {_cell(g['review_mae_mm'], '7.2f')} "
-            f"{_cell(g['profile_mae_mm'], '8.2f')} {g['profile_slices']:>6} "
-            f"{_cell(g['max_mme_mae_mm'], '7.2f')} {_cell(g['seconds_mean'], '8.2f')}"
-        )
+    if "US" in mods:
+        head += f"  us-reference={report.options.get('us_reference', 'tibial')}"
+    lines = [head + f"  ({report.seconds:.1f} s, {report.workers} worker(s))"]
+    for m in mods:
+        groups = [g for g in report.groups if g.get("modality", "MR") == m]
+        us = m == "US"
+        o = groups[-1]
+        if mixed or us:
+            unit = "file(s)" if us else "series"
+            lines += ["", f"== {m}: {o['n_total']} {unit} =="]
+        lines += ["", *_accuracy_table(groups, us=us, w=w)]
+        lines += ["", *_flag_table(groups, us=us, w=w, thr=thr)]
+    if mixed:
+        o = report.overall
+        lines += [
+            "",
+            f"overall (MR + US): measured {o['n_measured']}/{o['n_total']}, "
+            f"ok/review/error {o['n_ok']}/{o['n_review']}/{o['n_error']}, "
+            f"MAE {_cell(o['mae_mm'], '.2f')} mm, max {_cell(o['max_abs_error_mm'], '.2f')} mm, "
+            f"flag agreement {_pct(o['flag_agreement'])} (n={o['flag_n']}), "
+            f"|t-thr|>=.5 {_pct(o['flag_clear_agreement'])} (n={o['flag_clear_n']})",
+        ]
     causes = error_causes(report.cases)
     if causes:
         lines += ["", "error causes (count  condition(s)  message):"]
         for msg, (count, conds) in list(causes.items())[:8]:
             shown = ", ".join(conds[:4]) + (", ..." if len(conds) > 4 else "")
             lines.append(f"  {count:>4}  {shown}: {msg[:110]}")
-    o = report.overall
-    honest = report.confidence_honest
-    verdict = {True: "ok rows are more accurate than review rows",
-               False: "ok rows are NOT more accurate than review rows",
-               None: "not testable (no ok or no review rows with truth)"}[honest]
-    lines += [
-        "",
-        f"confidence: ok MAE {_cell(o['ok_mae_mm'], '.2f')} mm (n={o['n_ok']}) vs review MAE "
-        f"{_cell(o['review_mae_mm'], '.2f')} mm (n={o['n_review']}): {verdict}",
-    ]
+    lines.append("")
+    if mixed:
+        for m in mods:
+            o = next(g for g in report.groups if g["group"] == f"overall {m}")
+            lines.append(_confidence_line(o, f"confidence {m}"))
+    lines.append(_confidence_line(report.overall, "confidence"))
     return "\n".join(lines)
 
 
