@@ -245,12 +245,15 @@ def test_cli_validate_on_sample_dicoms(samples_dir, tmp_path):
     assert "overall" in res.stdout and "MAE" in res.stdout and "confidence:" in res.stdout
     with (out / "validation.csv").open() as fh:
         groups = list(csv.DictReader(fh))
+    # sample_dicoms holds 6 MR series (truth.csv) and 3 ultrasound files (us_truth.csv)
+    by_name = {g["group"]: g for g in groups}
     assert groups[-1]["group"] == "overall"
-    assert groups[-1]["n_total"] == "6"
+    assert groups[-1]["n_total"] == "9"
+    assert by_name["overall MR"]["n_total"] == "6" and by_name["overall US"]["n_total"] == "3"
     n_sum = sum(int(groups[-1][k]) for k in ("n_ok", "n_review", "n_error"))
-    assert n_sum == 6
+    assert n_sum == 9
     data = json.loads((out / "validation.json").read_text())
-    assert len(data["cases"]) == 6
+    assert len(data["cases"]) == 9
     assert (out / "validation_cases.csv").exists()
 
 
