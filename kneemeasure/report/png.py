@@ -204,9 +204,35 @@ def render_measurement_png(
     if has_profile:
         ax_p = axes[2]
         prof = [r for r in m.slice_profile if r.get("extrusion_mm") is not None]
-        xs = [r["instance_number"] for r in prof]
-        ys = [r["extrusion_mm"] for r in prof]
-        ax_p.plot(xs, ys, "o-", color="#3366cc", ms=4)
+        ok = [r for r in prof if r.get("status") == "ok"]
+        rv = [r for r in prof if r.get("status") != "ok"]
+        ax_p.plot(
+            [r["instance_number"] for r in ok],
+            [r["extrusion_mm"] for r in ok],
+            "o-",
+            color="#3366cc",
+            ms=4,
+            label="ok",
+        )
+        if rv:
+            ax_p.plot(
+                [r["instance_number"] for r in rv],
+                [r["extrusion_mm"] for r in rv],
+                "o",
+                mfc="none",
+                mec=FLAG_COLOURS["review"],
+                ms=5,
+                label="review (not used)",
+            )
+        if m.max_extrusion_mm is not None:
+            ax_p.plot(
+                [m.max_extrusion_instance],
+                [m.max_extrusion_mm],
+                "^",
+                color="#e8202a",
+                ms=8,
+                label=f"max {m.max_extrusion_mm:.1f} mm",
+            )
         ax_p.axhline(
             m.threshold_mm,
             color=FLAG_COLOURS["extruded"],
