@@ -112,7 +112,8 @@ def downsample_volume(
     -------
     ndarray, shape (n_slices, M, N), float32
         Output pixel ``(i, j)`` sits at original pixel
-        ``(i * step_mm / row_spacing_mm + (fr - 1) / 2, j * step_mm / col_spacing_mm + (fc - 1) / 2)``
+        ``(i * step_mm / row_spacing_mm + (fr - 1) / 2,``
+        ``j * step_mm / col_spacing_mm + (fc - 1) / 2)``
         where ``fr, fc`` are the integer block factors (``floor(step / spacing)``, >= 1).
     """
     for name, v in (("row_spacing_mm", row_spacing_mm), ("col_spacing_mm", col_spacing_mm),
