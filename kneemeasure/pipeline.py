@@ -8,6 +8,7 @@ The CLI is a thin wrapper around ``run_measure``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -333,6 +334,7 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
         lm = detect_landmarks(
             image, row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=outer, side=side
         )
+        raw_lm = copy.copy(lm)  # before the slice-confidence scaling, for the profile
         if slice_conf < 1.0:
             lm.confidence = float(lm.confidence) * (0.6 + 0.4 * slice_conf)
         if lat_source == "anatomy":
@@ -340,7 +342,7 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
         _fill_from_landmarks(m, lm, series, options)
         m.image = image
         if options.profile and forced is None and len(body) > 1:
-            _slice_profile(m, volume, series, body, side=side, outer=outer)
+            _slice_profile(m, volume, series, body, side=side, outer=outer, known={index: raw_lm})
         rows.append(m)
     return rows
 
@@ -353,8 +355,13 @@ def _slice_profile(
     *,
     side: str,
     outer: int,
+    known: dict | None = None,
 ) -> None:
-    """Measure every body slice; fill ``slice_profile`` and the maximum extrusion."""
+    """Measure every body slice; fill ``slice_profile`` and the maximum extrusion.
+
+    ``known`` maps slice indices to landmarks already detected on them (the measured
+    slice), which are reused instead of detected again.
+    """
     from kneemeasure.detect import detect_landmarks
 
     rs, cs = float(series.row_spacing_mm), float(series.col_spacing_mm)
@@ -372,9 +379,12 @@ def _slice_profile(
             "error": "",
         }
         try:
-            lm = detect_landmarks(
-                volume[i], row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=outer, side=side
-            )
+            lm = (known or {}).get(i)
+            if lm is None:
+                lm = detect_landmarks(
+                    volume[i], row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=outer,
+                    side=side,
+                )
             r = measure_construction(
                 lm.plateau_rc,
                 lm.meniscus_rc,

@@ -82,7 +82,8 @@ def select_reference_slice(
     2. The eminence rises and falls over about +-8 mm along the slice normal, so the
        heights are matched against a Gaussian bump (sigma 5 mm): each candidate slice
        scores the weighted mean height near it minus the mean height away from it.
-       Single outlier slices therefore cannot win.
+       Single outlier slices therefore cannot win, nor can a slice without measured
+       slices on both sides (within two slices).
     3. Confidence combines how many slices were measured, the contrast of the bump and
        whether the winner's own height is plausible (3–20 mm).
     """
@@ -129,6 +130,9 @@ def select_reference_slice(
         w = np.exp(-0.5 * ((idx - k) / sig) ** 2)
         wn = w * valid
         if wn.sum() < 0.8:
+            continue
+        # the apex has measured slices on both sides (a lone end slice cannot be the peak)
+        if not (valid[max(0, k - 2) : k].any() and valid[k + 1 : k + 3].any()):
             continue
         near = float((wn * x).sum() / wn.sum())
         wf = (1.0 - w) * valid
