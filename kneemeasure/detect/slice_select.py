@@ -83,7 +83,8 @@ def select_reference_slice(
        heights are matched against a Gaussian bump (sigma 5 mm): each candidate slice
        scores the weighted mean height near it minus the mean height away from it.
        Single outlier slices therefore cannot win, nor can a slice without measured
-       slices on both sides (within two slices).
+       slices on both sides (within two slices). A weak prior (0.1 mm per mm) favours
+       the middle of the stack, where coronal series are planned.
     3. Confidence combines how many slices were measured, the contrast of the bump and
        whether the winner's own height is plausible (3–20 mm).
     """
@@ -137,7 +138,9 @@ def select_reference_slice(
         near = float((wn * x).sum() / wn.sum())
         wf = (1.0 - w) * valid
         far = float((wf * x).sum() / wf.sum()) if wf.sum() > 1e-6 else 0.0
-        resp[k] = near - far
+        # weak prior: coronal stacks are planned around the knee's middle (1 mm of
+        # eminence contrast per 10 mm off the centre of the stack)
+        resp[k] = near - far - 0.1 * abs(k - 0.5 * (n - 1)) * ssp
     if np.isfinite(resp).any():
         best = int(np.argmax(resp))
         # prefer a measured slice at the peak (the bump may straddle a failed slice)
