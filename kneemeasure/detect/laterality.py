@@ -38,7 +38,7 @@ def infer_fibula_side(
     -------
     side : int
         +1 when the fibular head lies toward increasing column, -1 otherwise
-        (0 when nothing fibula-like was found).
+        (0 when nothing fibula-like was found or the confidence is below 0.2).
     confidence : float
         In [0, 1]; 0 when no candidate was found.
 
@@ -114,4 +114,6 @@ def infer_fibula_side(
     if coarse.polarity < 0:
         # fat-suppressed marrow looks like the surrounding fat: candidates are unreliable
         conf *= 0.5
+    if conf < 0.2:  # unsure: better no answer than a wrong side
+        return 0, float(conf)
     return side, float(np.clip(conf, 0.0, 1.0))
