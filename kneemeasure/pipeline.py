@@ -238,7 +238,8 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
         When the series cannot be measured at all (the message says why and the fix).
     """
     from kneemeasure.detect import detect_landmarks, infer_fibula_side, select_reference_slice
-    from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign
+    from kneemeasure.detect.coarse import analyse_knee
+    from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign, slice_normal
 
     options = options or MeasureOptions()
     if options.points:  # manual / interactive landmarks (issue 4)
@@ -269,9 +270,24 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
     volume = series.load_volume()
     _constant_check(volume, series_label(series))
 
+    # one coarse 1 mm pass, shared by the fibula search and the slice choice
+    positions = np.array([f.position_mm for f in series.frames], dtype=float)
+    steps = np.abs(np.diff(positions))
+    slice_spacing = float(np.median(steps)) if steps.size and np.isfinite(steps).all() else None
+    posterior = None
+    if series.iop is not None:
+        try:
+            ny = float(slice_normal(series.iop)[1])
+            posterior = 1 if ny > 0.5 else (-1 if ny < -0.5 else None)
+        except ValueError:
+            posterior = None
+    coarse = None
     laterality, lat_source = _resolve_laterality(series, options)
     if laterality is None:
-        fib_sign, fib_conf = infer_fibula_side(volume, row_spacing_mm=rs, col_spacing_mm=cs)
+        coarse = analyse_knee(volume, row_spacing_mm=rs, col_spacing_mm=cs)
+        fib_sign, fib_conf = infer_fibula_side(
+            volume, row_spacing_mm=rs, col_spacing_mm=cs, posterior_sign=posterior, coarse=coarse
+        )
         if fib_sign not in (1, -1):
             raise LateralityError(
                 "no Laterality (0020,0060) / Image Laterality (0020,0062) in the header and "
@@ -290,7 +306,12 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
 
     if forced is None:
         choice = select_reference_slice(
-            volume, row_spacing_mm=rs, col_spacing_mm=cs, medial_col_sign=medial_sign
+            volume,
+            row_spacing_mm=rs,
+            col_spacing_mm=cs,
+            medial_col_sign=medial_sign,
+            slice_spacing_mm=slice_spacing,
+            coarse=coarse,
         )
         index = choice.index
         body = list(choice.body_indices)

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kneemeasure.detect.joint import find_bone_pair, to_isotropic
-from kneemeasure.detect.tibia import tibial_geometry
-from kneemeasure.errors import DetectionError, KneeMeasureError
+from kneemeasure.detect.coarse import CoarseKnee, analyse_knee
+from kneemeasure.errors import DetectionError
 
 __all__ = ["SliceChoice", "select_reference_slice"]
 
@@ -27,7 +26,8 @@ class SliceChoice:
     confidence : float
         In [0, 1].
     body_indices : list of int
-        Slices that show a full-width joint (candidates containing the meniscal body).
+        Slices that contain the meniscal body: the run of slices with a femur/tibia
+        joint within ``body_half_mm`` of the chosen slice (gaps filled).
     """
 
     index: int
@@ -42,6 +42,9 @@ def select_reference_slice(
     row_spacing_mm: float,
     col_spacing_mm: float,
     medial_col_sign: int,
+    slice_spacing_mm: float | None = None,
+    coarse: CoarseKnee | None = None,
+    body_half_mm: float = 20.0,
 ) -> SliceChoice:
     """Choose the mid-coronal slice where the tibial eminence is most prominent.
 
@@ -53,6 +56,13 @@ def select_reference_slice(
         Pixel Spacing (0028,0030) [0] and [1] (mm).
     medial_col_sign : {+1, -1}, keyword-only
         +1 when medial is toward increasing column.
+    slice_spacing_mm : float, optional, keyword-only
+        Distance between slice centres (mm); 3.5 mm is assumed when not given.
+    coarse : CoarseKnee, optional, keyword-only
+        A coarse pass of the same volume (:func:`~kneemeasure.detect.coarse.analyse_knee`)
+        to reuse; computed here when absent (or made with another medial side).
+    body_half_mm : float, keyword-only
+        Half-extent (mm) of the meniscal body range around the chosen slice.
 
     Returns
     -------
@@ -65,60 +75,95 @@ def select_reference_slice(
 
     Notes
     -----
-    Each slice is resampled to 1 mm pixels. Body slices are those whose joint
-    (columns with both femur and tibia) is at least 75 % as wide as the widest one and
-    whose medial plateau can be fitted; among those in the central 60 % of that range
-    (the horns lie at its ends) the slice with the highest eminence above the medial
-    plateau line (averaged with its neighbours) wins. Confidence grows with the number of body
-    slices and with how much the winner stands out from the body-slice median.
+    1. The coarse pass (1 mm grid) segments femur and tibia on every slice and measures
+       the eminence height: the highest tibial point in the middle of the joint above
+       the line fitted to the medial plateau. Heights outside -3..12 mm are discarded
+       (a merged notch or soft tissue, not bone).
+    2. The eminence rises and falls over about +-8 mm along the slice normal, so the
+       heights are matched against a Gaussian bump (sigma 5 mm): each candidate slice
+       scores the weighted mean height near it minus the mean height away from it.
+       Single outlier slices therefore cannot win, nor can a slice without measured
+       slices on both sides (within two slices). A weak prior (0.1 mm per mm) favours
+       the middle of the stack, where coronal series are planned.
+    3. Confidence combines how many slices were measured, the contrast of the bump and
+       whether the winner's own height is plausible (3–20 mm).
     """
-    vol = np.asarray(volume, dtype=np.float32)
+    vol = np.asarray(volume)
     if vol.ndim != 3 or vol.shape[0] < 1:
         raise DetectionError(
             f"volume of shape {vol.shape} is not a stack of slices; choose one with --slice"
         )
     n = vol.shape[0]
-    widths = np.zeros(n)
-    scores = np.full(n, np.nan)
-    polarity = None
-    mid = n // 2
-    order = [mid] + [i for i in range(n) if i != mid]
-    for i in order:
-        iso = to_isotropic(vol[i], row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
-                           step_mm=1.0)
-        bp = find_bone_pair(iso, polarity=polarity)
-        if bp is None:
-            continue
-        if polarity is None and i == mid:
-            polarity = bp.polarity  # one contrast per series: fix it after the middle slice
-        widths[i] = bp.cols.size * bp.step_mm
-        try:
-            geo = tibial_geometry(bp, outer_col_sign=medial_col_sign)
-        except KneeMeasureError:
-            continue
-        scores[i] = geo.eminence_height_mm
-    if not np.isfinite(scores).any():
+    if coarse is None or coarse.medial_col_sign != medial_col_sign or len(coarse.slices) != n:
+        coarse = analyse_knee(vol, row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
+                              medial_col_sign=medial_col_sign, previous=coarse)
+    ssp = float(slice_spacing_mm) if slice_spacing_mm and slice_spacing_mm > 0 else 3.5
+    scores = np.array([s.eminence_mm for s in coarse.slices], dtype=float)
+    joint = np.array([s.ok for s in coarse.slices])
+    if not joint.any():
         raise DetectionError(
             "no slice shows the femur above the tibia; choose the slice with --slice or give "
             "landmarks with --points"
         )
-    body = [i for i in range(n) if widths[i] >= 0.75 * widths.max() and np.isfinite(scores[i])]
-    if not body:
-        body = [int(np.nanargmax(scores))]
-    # Light smoothing across neighbours (slices are thick; one noisy slice must not win).
-    s = np.where(np.isfinite(scores), scores, 0.0)
-    sm = s.copy()
-    for i in body:
-        nb = [j for j in (i - 1, i + 1) if j in body]
-        sm[i] = (2 * s[i] + sum(s[j] for j in nb)) / (2 + len(nb))
-    # The meniscal body lies in the middle of the body range (horns at its ends; the
-    # posterior intercondylar area also rises high), so look in its central 60 %.
-    lo, hi = min(body), max(body)
-    centre, half = 0.5 * (lo + hi), 0.3 * (hi - lo) + 0.5
-    central = [i for i in body if abs(i - centre) <= half] or body
-    best = max(central, key=lambda i: sm[i])
-    med = float(np.median([s[i] for i in body]))
-    prominence = (s[best] - med) / max(abs(s[best]), 1e-6) if len(body) > 1 else 0.0
-    conf = float(np.clip(0.5 * min(len(body), 4) / 4 + 0.5 * np.clip(prominence * 2, 0, 1)
-                         + (0.25 if 3.0 <= s[best] <= 20.0 else 0.0), 0.0, 1.0))
-    return SliceChoice(index=int(best), scores=scores, confidence=conf, body_indices=body)
+    sc = np.where(np.isfinite(scores), scores, np.nan)
+    plausible = np.isfinite(sc) & (sc >= -3.0) & (sc <= 12.0)
+    valid = plausible.copy()
+    high = np.isfinite(sc) & (sc > 12.0)
+    k = 0
+    while k < n:
+        if not high[k]:
+            k += 1
+            continue
+        e = k
+        while e + 1 < n and high[e + 1]:
+            e += 1
+        # a run where the notch merged with the tibia: real at the apex (the spine meets
+        # the notch contents) only when a neighbouring slice shows a clear eminence too
+        nb = [j for j in (k - 1, e + 1) if 0 <= j < n and plausible[j] and sc[j] >= 2.5]
+        if nb and e - k <= 2:
+            valid[k : e + 1] = True
+        k = e + 1
+    x = np.where(valid, np.clip(scores, -1.0, 10.0), 0.0)
+    idx = np.arange(n)
+    sig = 5.0 / ssp
+    resp = np.full(n, -np.inf)
+    for k in range(n):
+        w = np.exp(-0.5 * ((idx - k) / sig) ** 2)
+        wn = w * valid
+        if wn.sum() < 0.8:
+            continue
+        # the apex has measured slices on both sides (a lone end slice cannot be the peak)
+        if not (valid[max(0, k - 2) : k].any() and valid[k + 1 : k + 3].any()):
+            continue
+        near = float((wn * x).sum() / wn.sum())
+        wf = (1.0 - w) * valid
+        far = float((wf * x).sum() / wf.sum()) if wf.sum() > 1e-6 else 0.0
+        # weak prior: coronal stacks are planned around the knee's middle (1 mm of
+        # eminence contrast per 10 mm off the centre of the stack)
+        resp[k] = near - far - 0.1 * abs(k - 0.5 * (n - 1)) * ssp
+    if np.isfinite(resp).any():
+        best = int(np.argmax(resp))
+        # prefer a measured slice at the peak (the bump may straddle a failed slice)
+        if not valid[best]:
+            near = [k for k in (best - 1, best + 1) if 0 <= k < n and valid[k]]
+            if near:
+                best = max(near, key=lambda k: resp[k])
+        bump = float(resp[best])
+    else:  # nothing measurable: the middle of the slices with a joint
+        jk = np.nonzero(joint)[0]
+        best = int(jk[len(jk) // 2])
+        bump = 0.0
+    half = int(np.floor(body_half_mm / ssp + 1e-6))
+    jk = np.nonzero(joint)[0]
+    lo, hi = max(0, best - half), min(n - 1, best + half)
+    inside = jk[(jk >= lo) & (jk <= hi)]
+    if inside.size:
+        body = list(range(int(min(inside.min(), best)), int(max(inside.max(), best)) + 1))
+    else:
+        body = [best]
+    own = scores[best] if valid[best] else 0.0
+    conf = (0.35 * min(1.0, valid.sum() / max(3.0, 0.5 * n))
+            + 0.4 * float(np.clip(bump / 3.0, 0.0, 1.0))
+            + (0.25 if 3.0 <= own <= 20.0 else 0.0))
+    return SliceChoice(index=best, scores=scores, confidence=float(np.clip(conf, 0.0, 1.0)),
+                       body_indices=body)

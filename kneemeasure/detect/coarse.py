@@ -1,0 +1,428 @@
+"""Coarse whole-series knee analysis on a 1 mm grid, shared by slice choice and laterality.
+
+One pass over the series: every coronal slice is resampled to ``step_mm`` pixels
+(block mean, then linear interpolation), the marrow polarity is decided once for the
+series, and on each slice the femur and the tibia are segmented (bone-like threshold,
+dark cortex lines cut, morphological opening). From the pair come the joint extent, the
+medial plateau line, the eminence height and a meniscal-body check. The result
+(:class:`CoarseKnee`) is computed once and handed to
+:func:`~kneemeasure.detect.slice_select.select_reference_slice` and
+:func:`~kneemeasure.detect.laterality.infer_fibula_side`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_multiotsu, threshold_otsu
+
+from kneemeasure.errors import DetectionError, UsageError
+
+__all__ = ["CoarseKnee", "CoarseSlice", "analyse_knee", "downsample_volume"]
+
+
+@dataclass
+class CoarseSlice:
+    """What the coarse pass found on one slice (all rows/cols on the ``step_mm`` grid).
+
+    Attributes
+    ----------
+    ok : bool
+        A femur above a tibia was found.
+    femur, tibia : ndarray of bool, shape (M, N) or None
+        Bone masks.
+    joint_cols : ndarray of int
+        Columns where the femur lies 0.5–15 mm above the tibia.
+    joint_width_mm : float
+        Extent of ``joint_cols`` (5th to 95th percentile) in mm.
+    centre_col : float
+        Middle of the joint (between the compartments).
+    plateau_row : float
+        Median tibial top row over the joint columns (the joint level).
+    medial_line : (float, float) or None
+        Medial plateau line ``row = a + b * col`` (None when not fitted).
+    eminence_mm : float
+        Height of the highest tibial point between the compartments above the medial
+        plateau line (mm); NaN when not measured.
+    meniscus_dark_mm2 : float
+        Area of meniscus-dark pixels in the medial joint periphery (mm²).
+    """
+
+    ok: bool = False
+    femur: np.ndarray | None = None
+    tibia: np.ndarray | None = None
+    joint_cols: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    joint_width_mm: float = 0.0
+    centre_col: float = float("nan")
+    plateau_row: float = float("nan")
+    medial_line: tuple[float, float] | None = None
+    eminence_mm: float = float("nan")
+    meniscus_dark_mm2: float = 0.0
+
+
+@dataclass
+class CoarseKnee:
+    """Result of :func:`analyse_knee`.
+
+    Attributes
+    ----------
+    iso : ndarray, shape (n_slices, M, N), float32
+        The series on the ``step_mm`` grid, scaled to [0, 1] (series-wide percentiles).
+    step_mm : float
+    polarity : int
+        +1 when marrow is bright (T1/PD), -1 when dark (fat-suppressed PD, DESS).
+    slices : list of CoarseSlice
+        One per slice (``ok=False`` where nothing was found or the slice was skipped).
+    medial_col_sign : int or None
+        Medial direction used for the eminence/meniscus measures (None: not measured).
+    row_spacing_mm, col_spacing_mm : float
+        Spacing of the original slices.
+    """
+
+    iso: np.ndarray
+    step_mm: float
+    polarity: int
+    slices: list[CoarseSlice]
+    medial_col_sign: int | None
+    row_spacing_mm: float
+    col_spacing_mm: float
+
+
+def _disk(radius: int) -> np.ndarray:
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    return x * x + y * y <= radius * radius
+
+
+def downsample_volume(
+    volume: np.ndarray, *, row_spacing_mm: float, col_spacing_mm: float, step_mm: float = 1.0
+) -> np.ndarray:
+    """Resample every slice to square ``step_mm`` pixels (block mean + linear interpolation).
+
+    Parameters
+    ----------
+    volume : ndarray, shape (n_slices, rows, cols)
+    row_spacing_mm, col_spacing_mm : float, keyword-only
+        Pixel Spacing (0028,0030) [0] and [1] (mm).
+    step_mm : float, keyword-only
+        Output pixel size (mm).
+
+    Returns
+    -------
+    ndarray, shape (n_slices, M, N), float32
+        Output pixel ``(i, j)`` sits at original pixel
+        ``(i * step_mm / row_spacing_mm + (fr - 1) / 2,``
+        ``j * step_mm / col_spacing_mm + (fc - 1) / 2)``
+        where ``fr, fc`` are the integer block factors (``floor(step / spacing)``, >= 1).
+    """
+    for name, v in (("row_spacing_mm", row_spacing_mm), ("col_spacing_mm", col_spacing_mm),
+                    ("step_mm", step_mm)):
+        if not (np.isfinite(v) and v > 0):
+            raise UsageError(f"{name}={v!r} is not a positive spacing in mm")
+    vol = np.asarray(volume, dtype=np.float32)
+    if vol.ndim == 2:
+        vol = vol[None]
+    if vol.ndim != 3:
+        raise DetectionError(
+            f"volume of shape {vol.shape} is not a stack of slices; choose one with --slice"
+        )
+    fr = max(1, int(step_mm / row_spacing_mm + 1e-6))
+    fc = max(1, int(step_mm / col_spacing_mm + 1e-6))
+    n, rows, cols = vol.shape
+    r_n, c_n = rows // fr, cols // fc
+    blk = vol[:, : r_n * fr, : c_n * fc].reshape(n, r_n, fr, c_n, fc).mean(axis=(2, 4))
+    brs, bcs = row_spacing_mm * fr, col_spacing_mm * fc
+    n_r = max(int(np.floor((r_n - 1) * brs / step_mm)) + 1, 2)
+    n_c = max(int(np.floor((c_n - 1) * bcs / step_mm)) + 1, 2)
+    rr = np.arange(n_r) * (step_mm / brs)
+    cc = np.arange(n_c) * (step_mm / bcs)
+    if np.allclose(rr, np.arange(n_r)) and np.allclose(cc, np.arange(n_c)):
+        return np.ascontiguousarray(blk[:, :n_r, :n_c])
+    # separable linear interpolation: rows, then columns
+    r0 = np.clip(np.floor(rr).astype(int), 0, r_n - 1)
+    r1 = np.clip(r0 + 1, 0, r_n - 1)
+    wr = (rr - r0)[None, :, None].astype(np.float32)
+    tmp = blk[:, r0, :] * (1 - wr) + blk[:, r1, :] * wr
+    c0 = np.clip(np.floor(cc).astype(int), 0, c_n - 1)
+    c1 = np.clip(c0 + 1, 0, c_n - 1)
+    wc = (cc - c0)[None, None, :].astype(np.float32)
+    return (tmp[:, :, c0] * (1 - wc) + tmp[:, :, c1] * wc).astype(np.float32)
+
+
+def _normalise_volume(iso: np.ndarray) -> np.ndarray:
+    sample = iso[:, ::2, ::2]
+    lo, hi = np.percentile(sample, [1.0, 99.5])
+    if hi - lo <= 1e-6 * max(abs(hi), 1.0):
+        return np.zeros_like(iso)
+    return np.clip((iso - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def _polarity(norm: np.ndarray) -> int:
+    """+1 when most tissue is bright (T1/PD: marrow and fat), -1 when dark (fat-suppressed)."""
+    n = norm.shape[0]
+    mid = norm[max(0, n // 2 - 2) : n // 2 + 3, ::2, ::2]
+    tissue = mid[mid > 0.08]
+    if tissue.size == 0:
+        return 1
+    return 1 if float(np.median(tissue)) > 0.42 else -1
+
+
+def _body_mask(norm: np.ndarray) -> np.ndarray:
+    tissue = ndi.binary_opening(norm > 0.06, structure=_disk(1))
+    has = tissue.any(axis=1)
+    w = tissue.shape[1]
+    first = np.argmax(tissue, axis=1)
+    last = w - 1 - np.argmax(tissue[:, ::-1], axis=1)
+    cols = np.arange(w)[None, :]
+    return has[:, None] & (cols >= first[:, None]) & (cols <= last[:, None])
+
+
+def _joint_side_cuts(norm: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """1 mm cuts from the outer ends of the bright joint band to the body edge (fat-sat)."""
+    cut = np.zeros_like(body)
+    vals = norm[body]
+    if vals.size < 100:
+        return cut
+    bright = (norm > threshold_otsu(vals)) & body
+    lab, _ = ndi.label(bright)
+    bands = []
+    for sl_ in ndi.find_objects(lab):
+        if sl_ is None:
+            continue
+        h = sl_[0].stop - sl_[0].start
+        w = sl_[1].stop - sl_[1].start
+        if w >= 10 and h <= 18 and w >= 1.5 * h:
+            bands.append(sl_)
+    if not bands:
+        return cut
+    left = min(bands, key=lambda q: q[1].start)
+    right = max(bands, key=lambda q: q[1].stop)
+    for q, side in ((left, -1), (right, 1)):
+        k = lab[q] > 0
+        cols = np.nonzero(k.any(axis=0))[0]
+        c_end = cols[0] if side < 0 else cols[-1]
+        rows = np.nonzero(k[:, c_end])[0] + q[0].start
+        r = int(round(rows.mean()))
+        c_abs = c_end + q[1].start
+        if side < 0:
+            cut[max(r - 1, 0) : r + 2, : c_abs + 1] = True
+        else:
+            cut[max(r - 1, 0) : r + 2, c_abs:] = True
+    return cut
+
+
+def _pair(lab: np.ndarray, n: int) -> tuple[float, int, int]:
+    """Best (femur, tibia) label pair on a 1 mm grid: wide overlap, thin gap."""
+    if n < 2:
+        return 0.0, 0, 0
+    h = lab.shape[0]
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    objs = ndi.find_objects(lab)
+    keep = []
+    for k in range(1, n + 1):
+        if areas[k - 1] < 250:
+            continue
+        sl_ = objs[k - 1]
+        if sl_[0].stop - sl_[0].start < 15:
+            continue
+        m = lab[sl_] == k
+        border = 0
+        if sl_[1].start == 0:
+            border += int(m[:, 0].sum())
+        if sl_[1].stop == lab.shape[1]:
+            border += int(m[:, -1].sum())
+        if border < 0.3 * h:
+            keep.append(k)
+    if len(keep) < 2:
+        return 0.0, 0, 0
+    tops, bots = {}, {}
+    for k in keep:
+        m = lab == k
+        has = m.any(axis=0)
+        tops[k] = np.where(has, np.argmax(m, axis=0), -1)
+        bots[k] = np.where(has, h - 1 - np.argmax(m[::-1], axis=0), -1)
+    best = (0.0, 0, 0)
+    for f in keep:
+        for t in keep:
+            if f == t:
+                continue
+            both = (bots[f] >= 0) & (tops[t] >= 0)
+            gap = tops[t] - bots[f]
+            ok = both & (gap > 0.5) & (gap < 15.0)
+            width = float(ok.sum())
+            if width < 20.0:
+                continue
+            med_gap = float(np.median(gap[ok]))
+            score = width * (1.0 if 1.5 <= med_gap <= 10.0 else 0.5)
+            score *= float(np.sqrt(min(1.0, min(areas[f - 1], areas[t - 1]) / 1500.0)))
+            if score > best[0]:
+                best = (score, f, t)
+    return best
+
+
+def _bone_pair(norm: np.ndarray, polarity: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Femur and tibia masks on one 1 mm slice (``norm`` in [0, 1])."""
+    sm = ndi.gaussian_filter(norm, 0.5)
+    body = _body_mask(sm)
+    if body.sum() < 400:
+        return None
+    closed = ndi.grey_closing(sm, footprint=_disk(2))
+    resid = sm - ndi.gaussian_filter(sm, 1.0)
+    rb = resid[body]
+    noise = 1.4826 * float(np.median(np.abs(rb - np.median(rb))))
+    depth = closed - sm
+    valley = (depth > 0.3 * closed) & (depth > 3.0 * noise)
+    if polarity < 0:
+        # fat-suppressed: marrow and fat are both dark and a smooth bias field moves them
+        # across any global threshold; divide by the local tissue level (15 mm) first
+        bw = body.astype(np.float32)
+        level = ndi.gaussian_filter(sm * bw, 15.0) / np.maximum(ndi.gaussian_filter(bw, 15.0), 1e-3)
+        rel = np.where(body, sm / np.maximum(level, 1e-3), 0.0)
+        b = 1.0 - np.clip(rel / max(float(np.percentile(rel[body], 99.0)), 1e-3), 0.0, 1.0)
+    else:
+        b = sm
+    vals = b[body][:: max(1, int(body.sum()) // 20000)]
+    thresholds = [threshold_otsu(vals)]
+    try:
+        thresholds.append(float(threshold_multiotsu(vals, classes=3, nbins=64)[1]))
+    except ValueError:
+        pass
+    cut = _joint_side_cuts(sm, body) if polarity < 0 else None
+    best = (0.0, None, None)
+    for thr in thresholds:
+        mask = (b > thr) & body & ~valley
+        if cut is not None:
+            mask &= ~cut
+        for r in (1, 2, 3):
+            opened = ndi.binary_opening(mask, structure=_disk(r))
+            lab, n = ndi.label(opened)
+            score, f, t = _pair(lab, n)
+            if f:
+                if score > best[0]:
+                    best = (score, lab == f, lab == t)
+                break
+    if best[1] is None:
+        return None
+    return best[1], best[2]
+
+
+def _fit_line(cols: np.ndarray, rows: np.ndarray) -> tuple[float, float] | None:
+    """Robust ``row = a + b * col`` (least squares, then refit on residuals < 1.5 mm)."""
+    if cols.size < 4:
+        return None
+    b, a = np.polyfit(cols, rows, 1)
+    res = np.abs(rows - (a + b * cols))
+    keep = res < max(1.5, float(np.median(res)) * 2.0)
+    if keep.sum() >= 4:
+        b, a = np.polyfit(cols[keep], rows[keep], 1)
+    return float(a), float(b)
+
+
+def _measure_slice(
+    norm: np.ndarray, femur: np.ndarray, tibia: np.ndarray, medial: int | None, step: float
+) -> CoarseSlice:
+    h, w = tibia.shape
+    fhas, thas = femur.any(axis=0), tibia.any(axis=0)
+    top = np.where(thas, np.argmax(tibia, axis=0), -1)
+    bot = np.where(fhas, h - 1 - np.argmax(femur[::-1], axis=0), -1)
+    gap = (top - bot) * step
+    jc = np.nonzero(fhas & thas & (gap > 0.5) & (gap < 15.0))[0]
+    cs = CoarseSlice(ok=True, femur=femur, tibia=tibia, joint_cols=jc)
+    if jc.size < 10:
+        cs.ok = False
+        return cs
+    c_lo, c_hi = np.percentile(jc, [3, 97])
+    cs.joint_width_mm = float(c_hi - c_lo) * step
+    c0 = 0.5 * (c_lo + c_hi)
+    half = 0.5 * (c_hi - c_lo)
+    cs.centre_col = float(c0)
+    cs.plateau_row = float(np.median(top[jc]))
+    if medial is None or half < 10:
+        return cs
+    # medial plateau line from the tibial top 35-85 % of the way out
+    off = (jc - c0) * medial
+    sel = jc[(off >= 0.35 * half) & (off <= 0.85 * half)]
+    line = _fit_line(sel.astype(float), top[sel].astype(float))
+    if line is None or abs(line[1]) > 0.35:
+        return cs
+    cs.medial_line = line
+    a, b = line
+    notch = np.arange(int(np.ceil(c0 - 0.25 * half)), int(np.floor(c0 + 0.25 * half)) + 1)
+    notch = notch[(notch >= 0) & (notch < w)]
+    notch = notch[top[notch] >= 0]
+    if notch.size:
+        heights = (a + b * notch - top[notch]) * step
+        cs.eminence_mm = float(np.max(heights))
+    # meniscus: dark pixels in the joint gap at the medial periphery (outer 40 % of the
+    # compartment) and up to 8 mm beyond the last joint column, plateau level -8..+1 mm
+    outer = jc[off >= 0.6 * half]
+    if outer.size:
+        c_out = outer.max() if medial > 0 else outer.min()
+        c_in = outer.min() if medial > 0 else outer.max()
+        lo_c, hi_c = sorted((int(c_in), int(c_out + medial * 8 / step)))
+        lo_c, hi_c = max(lo_c, 0), min(hi_c, w - 1)
+        cols = np.arange(lo_c, hi_c + 1)
+        plate = a + b * cols
+        rr = np.arange(h)[:, None]
+        box = (rr >= plate[None, :] - 8 / step) & (rr <= plate[None, :] + 1 / step)
+        sub = norm[:, lo_c : hi_c + 1]
+        dark = (sub < 0.2) & box & ~femur[:, lo_c : hi_c + 1] & ~tibia[:, lo_c : hi_c + 1]
+        dark = ndi.binary_opening(dark, structure=np.ones((2, 2), bool))
+        cs.meniscus_dark_mm2 = float(dark.sum()) * step * step
+    return cs
+
+
+def analyse_knee(
+    volume: np.ndarray,
+    *,
+    row_spacing_mm: float,
+    col_spacing_mm: float,
+    medial_col_sign: int | None = None,
+    indices: list[int] | None = None,
+    step_mm: float = 1.0,
+    previous: CoarseKnee | None = None,
+) -> CoarseKnee:
+    """Segment the femur/tibia on every (or the given) slice of a coronal series at 1 mm.
+
+    Parameters
+    ----------
+    volume : ndarray, shape (n_slices, rows, cols)
+        Coronal slices ordered along the slice normal.
+    row_spacing_mm, col_spacing_mm : float, keyword-only
+        Pixel Spacing (0028,0030) [0] and [1] (mm).
+    medial_col_sign : {+1, -1, None}, keyword-only
+        Medial direction in columns; needed for the eminence and meniscus measures
+        (None: bones only).
+    indices : list of int, optional, keyword-only
+        Analyse only these slices (the others stay ``ok=False``).
+    step_mm : float, keyword-only
+        Grid of the coarse pass (mm).
+    previous : CoarseKnee, optional, keyword-only
+        A result for the same volume: its resampled volume and bone masks are reused.
+
+    Returns
+    -------
+    CoarseKnee
+    """
+    if previous is not None and previous.step_mm == step_mm:
+        norm, polarity = previous.iso, previous.polarity
+    else:
+        iso = downsample_volume(volume, row_spacing_mm=row_spacing_mm,
+                                col_spacing_mm=col_spacing_mm, step_mm=step_mm)
+        norm = _normalise_volume(iso)
+        polarity = _polarity(norm)
+    n = norm.shape[0]
+    todo = range(n) if indices is None else sorted(set(int(i) for i in indices))
+    slices = [CoarseSlice() for _ in range(n)]
+    for i in todo:
+        prev = previous.slices[i] if previous is not None else None
+        if prev is not None and prev.femur is not None:
+            pair = (prev.femur, prev.tibia)
+        else:
+            pair = _bone_pair(norm[i], polarity)
+        if pair is None:
+            continue
+        slices[i] = _measure_slice(norm[i], pair[0], pair[1], medial_col_sign, step_mm)
+    return CoarseKnee(norm, step_mm, polarity, slices, medial_col_sign, row_spacing_mm,
+                      col_spacing_mm)
