@@ -356,7 +356,9 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
     return rows
 
 
-def profile_indices(body: Sequence[int], reference_index: int | None = None) -> list[int]:
+def profile_indices(
+    body: Sequence[int], reference_index: int | None = None, *, step: int = 1
+) -> list[int]:
     """Slices of the slice profile: the contiguous run that contains the meniscal body.
 
     The detector's body slices may have gaps (a slice where the joint looked
@@ -370,18 +372,23 @@ def profile_indices(body: Sequence[int], reference_index: int | None = None) -> 
         Body slice indices (position order) from the slice selection.
     reference_index : int, optional
         Index of the reference (spine-apex) slice.
+    step : int
+        Take every ``step``-th slice (counted from the reference slice), for
+        thin-slice reformats where neighbouring planes are < 1 mm apart.
 
     Returns
     -------
     list of int
-        Sorted, contiguous indices.
+        Sorted indices (contiguous when ``step == 1``).
     """
     idx = [int(i) for i in body]
     if reference_index is not None:
         idx.append(int(reference_index))
     if not idx:
         return []
-    return list(range(min(idx), max(idx) + 1))
+    anchor = int(reference_index) if reference_index is not None else min(idx)
+    step = max(1, int(step))
+    return [i for i in range(min(idx), max(idx) + 1) if (i - anchor) % step == 0]
 
 
 def _slice_profile(
@@ -406,7 +413,12 @@ def _slice_profile(
     from kneemeasure.detect import detect_landmarks
 
     rs, cs = float(series.row_spacing_mm), float(series.col_spacing_mm)
-    indices = profile_indices(body, reference_index)
+    # planes of a thin-slice reformat are ~0.3 mm apart: sample them ~2 mm apart,
+    # like a clinical coronal series (and 6x faster)
+    positions = [f.position_mm for f in series.frames]
+    pitch = float(np.nanmedian(np.abs(np.diff(positions)))) if len(positions) > 1 else 0.0
+    step = int(round(2.0 / pitch)) if np.isfinite(pitch) and 0 < pitch < 1.0 else 1
+    indices = profile_indices(body, reference_index, step=step)
 
     def detect(i: int) -> Landmarks | KneeMeasureError:
         try:
