@@ -16,6 +16,24 @@ from typing import Annotated
 import typer
 
 from kneemeasure import __version__
+from kneemeasure.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    MinConfidenceOpt,
+    NoPngOpt,
+    NoProfileOpt,
+    OutOpt,
+    QuietOpt,
+    Side,
+    SideOpt,
+    SpacingOpt,
+    ThresholdOpt,
+    UsReference,
+    UsReferenceOpt,
+    fail,
+    state,
+)
 from kneemeasure.errors import KneeMeasureError, UsageError
 
 app = typer.Typer(
@@ -27,23 +45,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class Side(str, Enum):
-    medial = "medial"
-    lateral = "lateral"
-    both = "both"
-
 
 class Laterality(str, Enum):
     left = "left"
     right = "right"
-
-
-class UsReference(str, Enum):
-    tibial = "tibial"
-    femorotibial = "femorotibial"
 
 
 class Proximal(str, Enum):
@@ -51,22 +56,10 @@ class Proximal(str, Enum):
     image_right = "image-right"
 
 
-_state = {"debug": False}
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"kneemeasure {__version__}")
         raise typer.Exit()
-
-
-def _fail(exc: BaseException, code: int) -> None:
-    """One stderr line (or a traceback with --debug) and the exit code."""
-    if _state["debug"]:
-        raise exc
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    typer.echo(f"kneemeasure: error: {msg}", err=True)
-    raise typer.Exit(code)
 
 
 @app.callback()
@@ -85,7 +78,7 @@ def main_callback(
     ] = False,
 ) -> None:
     """kneemeasure: meniscal extrusion from knee MRI / ultrasound DICOMs."""
-    _state["debug"] = debug
+    state["debug"] = debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -95,15 +88,6 @@ def main_callback(
 PathsArg = Annotated[
     list[Path],
     typer.Argument(help="DICOM file(s), series folder(s) or study folder(s).", show_default=False),
-]
-OutOpt = Annotated[Path, typer.Option("-o", "--out", help="Output folder (created).")]
-SpacingOpt = Annotated[
-    tuple[float, float] | None,
-    typer.Option(
-        "--spacing-mm",
-        help="Pixel spacing ROW COL in mm when the header has none.",
-        show_default=False,
-    ),
 ]
 
 
@@ -125,10 +109,8 @@ def _check_paths(paths: list[Path]) -> None:
 def measure(
     paths: PathsArg,
     out: OutOpt = Path("kneemeasure-out"),
-    side: Annotated[Side, typer.Option(help="Which meniscus to measure.")] = Side.medial,
-    threshold_mm: Annotated[
-        float, typer.Option("--threshold-mm", help="Extruded when MME >= this (mm).")
-    ] = 3.0,
+    side: SideOpt = Side.medial,
+    threshold_mm: ThresholdOpt = 3.0,
     slice_: Annotated[
         int | None,
         typer.Option(
@@ -144,16 +126,10 @@ def measure(
         ),
     ] = None,
     spacing_mm: SpacingOpt = None,
-    min_confidence: Annotated[
-        float, typer.Option("--min-confidence", help="Below this confidence, status=review.")
-    ] = 0.5,
-    no_profile: Annotated[
-        bool, typer.Option("--no-profile", help="Skip the per-slice profile (faster).")
-    ] = False,
-    no_png: Annotated[bool, typer.Option("--no-png", help="Do not write PNGs.")] = False,
-    us_reference: Annotated[
-        UsReference, typer.Option("--us-reference", help="Ultrasound reference line.")
-    ] = UsReference.tibial,
+    min_confidence: MinConfidenceOpt = 0.5,
+    no_profile: NoProfileOpt = False,
+    no_png: NoPngOpt = False,
+    us_reference: UsReferenceOpt = UsReference.tibial,
     frame: Annotated[
         int | None,
         typer.Option(
@@ -170,7 +146,7 @@ def measure(
             show_default=False,
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
+    quiet: QuietOpt = False,
     interactive: Annotated[
         bool,
         typer.Option(
@@ -250,9 +226,9 @@ def measure(
 
         result = run_measure(paths, out, opts, progress=progress)
     except UsageError as exc:
-        _fail(exc, EXIT_USAGE)
+        fail(exc, EXIT_USAGE)
     except KneeMeasureError as exc:
-        _fail(exc, EXIT_FAILED)
+        fail(exc, EXIT_FAILED)
     for m in result.measurements:
         if m.status == "error":
             typer.echo(f"kneemeasure: error: {m.error}", err=True)
@@ -278,9 +254,9 @@ def inspect(
         _check_paths(paths)
         lines, failed = describe_paths(paths, spacing_mm=spacing_mm)
     except UsageError as exc:
-        _fail(exc, EXIT_USAGE)
+        fail(exc, EXIT_USAGE)
     except KneeMeasureError as exc:
-        _fail(exc, EXIT_FAILED)
+        fail(exc, EXIT_FAILED)
     for line in lines:
         typer.echo(line)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
@@ -296,7 +272,7 @@ def samples(
     try:
         truth = write_samples(outdir)
     except KneeMeasureError as exc:
-        _fail(exc, EXIT_FAILED)
+        fail(exc, EXIT_FAILED)
     typer.echo(f"wrote phantoms and {truth}")
 
 
@@ -318,7 +294,7 @@ def main() -> None:
         typer.echo("kneemeasure: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug: one line, no locals/patient data; --debug shows it all
-        if _state["debug"]:
+        if state["debug"]:
             raise
         typer.echo(
             f"kneemeasure: internal error: {type(exc).__name__}: {str(exc)[:200]} "

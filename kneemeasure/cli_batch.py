@@ -13,6 +13,21 @@ from typing import Annotated
 
 import typer
 
+from kneemeasure.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    MinConfidenceOpt,
+    NoPngOpt,
+    NoProfileOpt,
+    OutOpt,
+    QuietOpt,
+    Side,
+    SideOpt,
+    SpacingOpt,
+    ThresholdOpt,
+    fail,
+)
 from kneemeasure.errors import KneeMeasureError, UsageError
 
 
@@ -27,9 +42,7 @@ def batch(
             show_default=False,
         ),
     ],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (created).")] = Path(
-        "kneemeasure-batch"
-    ),
+    out: OutOpt = Path("kneemeasure-batch"),
     workers: Annotated[
         int | None,
         typer.Option(
@@ -59,28 +72,13 @@ def batch(
         bool,
         typer.Option("--dask", help="Run on a local Dask cluster (LocalCluster, --workers)."),
     ] = False,
-    threshold_mm: Annotated[
-        float, typer.Option("--threshold-mm", help="Extruded when MME >= this (mm).")
-    ] = 3.0,
-    side: Annotated[
-        str, typer.Option("--side", help="Which meniscus: medial, lateral or both.")
-    ] = "medial",
-    spacing_mm: Annotated[
-        tuple[float, float] | None,
-        typer.Option(
-            "--spacing-mm",
-            help="Pixel spacing ROW COL in mm when a header has none.",
-            show_default=False,
-        ),
-    ] = None,
-    min_confidence: Annotated[
-        float, typer.Option("--min-confidence", help="Below this confidence, status=review.")
-    ] = 0.5,
-    no_profile: Annotated[
-        bool, typer.Option("--no-profile", help="Skip the per-slice profile (faster).")
-    ] = False,
-    no_png: Annotated[bool, typer.Option("--no-png", help="Do not write PNGs.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threshold_mm: ThresholdOpt = 3.0,
+    side: SideOpt = Side.medial,
+    spacing_mm: SpacingOpt = None,
+    min_confidence: MinConfidenceOpt = 0.5,
+    no_profile: NoProfileOpt = False,
+    no_png: NoPngOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Measure every knee study under ROOT; append results to OUT/measurements.csv.
 
@@ -88,14 +86,13 @@ def batch(
     or interrupted run. Logs go to OUT/batch.log, the run record to OUT/run.json.
     """
     from kneemeasure.batch import run_batch
-    from kneemeasure.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail
     from kneemeasure.pipeline import MeasureOptions
 
     try:
         if scheduler and dask:
             raise UsageError("give either --scheduler tcp://HOST:PORT or --dask, not both")
         opts = MeasureOptions(
-            side=side,
+            side=side.value,
             threshold_mm=threshold_mm,
             spacing_mm=spacing_mm,
             confidence_threshold=min_confidence,
@@ -114,9 +111,9 @@ def batch(
             overwrite=overwrite,
         )
     except UsageError as exc:
-        _fail(exc, EXIT_USAGE)
+        fail(exc, EXIT_USAGE)
     except KneeMeasureError as exc:
-        _fail(exc, EXIT_FAILED)
+        fail(exc, EXIT_FAILED)
     except KeyboardInterrupt:
         typer.echo(
             f"kneemeasure: interrupted; finished studies are in {out}/measurements.csv; "

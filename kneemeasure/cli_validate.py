@@ -16,39 +16,26 @@ from typing import Annotated
 
 import typer
 
+from kneemeasure.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    MinConfidenceOpt,
+    NoProfileOpt,
+    QuietOpt,
+    Side,
+    SideOpt,
+    ThresholdOpt,
+    UsReference,
+    UsReferenceOpt,
+    fail,
+)
 from kneemeasure.errors import KneeMeasureError, UsageError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class ValidateSide(str, Enum):
-    medial = "medial"
-    lateral = "lateral"
-    both = "both"
-
-
-class UsReference(str, Enum):
-    tibial = "tibial"
-    femorotibial = "femorotibial"
 
 
 class SuiteModality(str, Enum):
     mr = "mr"
     us = "us"
-
-
-def _debug() -> bool:
-    from kneemeasure import cli
-
-    return bool(cli._state.get("debug"))
-
-
-def _fail(exc: BaseException, code: int) -> None:
-    if _debug():
-        raise exc
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    typer.echo(f"kneemeasure: error: {msg}", err=True)
-    raise typer.Exit(code)
 
 
 def _bar(quiet: bool, desc: str):
@@ -66,10 +53,7 @@ def _bar(quiet: bool, desc: str):
     return bar, update
 
 
-WorkersOpt = Annotated[
-    int, typer.Option("--workers", "-j", min=1, help="Worker processes.")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.")]
 
 
 def validate(
@@ -87,26 +71,11 @@ def validate(
     ] = Path("kneemeasure-validation"),
     workers: WorkersOpt = 2,
     quiet: QuietOpt = False,
-    side: Annotated[
-        ValidateSide, typer.Option(help="Which meniscus to validate.")
-    ] = ValidateSide.medial,
-    threshold_mm: Annotated[
-        float, typer.Option("--threshold-mm", help="Extruded when MME >= this (mm).")
-    ] = 3.0,
-    min_confidence: Annotated[
-        float, typer.Option("--min-confidence", help="Below this confidence, status=review.")
-    ] = 0.5,
-    us_reference: Annotated[
-        UsReference,
-        typer.Option(
-            "--us-reference",
-            help="Ultrasound reference line measured and truth compared: the tibial cortex "
-            "line, or the line through the femoral and tibial margins.",
-        ),
-    ] = UsReference.tibial,
-    no_profile: Annotated[
-        bool, typer.Option("--no-profile", help="Skip the per-slice profile (faster).")
-    ] = False,
+    side: SideOpt = Side.medial,
+    threshold_mm: ThresholdOpt = 3.0,
+    min_confidence: MinConfidenceOpt = 0.5,
+    us_reference: UsReferenceOpt = UsReference.tibial,
+    no_profile: NoProfileOpt = False,
     max_mae: Annotated[
         float | None,
         typer.Option(
@@ -156,9 +125,9 @@ def validate(
             bar.close()
         paths = write_report(report, out)
     except UsageError as exc:
-        _fail(exc, EXIT_USAGE)
+        fail(exc, EXIT_USAGE)
     except KneeMeasureError as exc:
-        _fail(exc, EXIT_FAILED)
+        fail(exc, EXIT_FAILED)
     typer.echo(format_report(report))
     typer.echo(f"wrote {paths['csv']}, {paths['cases_csv'].name}, {paths['json'].name}", err=True)
 
@@ -182,8 +151,12 @@ def suite(
     outdir: Annotated[Path, typer.Argument(help="Folder to write the phantom suite into.")],
     n: Annotated[
         int | None,
-        typer.Option("-n", min=1, help="Number of series / files [default: 240 MR, 100 US].",
-                     show_default=False),
+        typer.Option(
+            "-n",
+            min=1,
+            help="Number of series / files [default: 240 MR, 100 US].",
+            show_default=False,
+        ),
     ] = None,
     modality: Annotated[
         SuiteModality,
@@ -210,7 +183,7 @@ def suite(
         finally:
             bar.close()
     except UsageError as exc:
-        _fail(exc, EXIT_USAGE)
+        fail(exc, EXIT_USAGE)
     except KneeMeasureError as exc:
-        _fail(exc, EXIT_FAILED)
+        fail(exc, EXIT_FAILED)
     typer.echo(f"wrote {len(specs)} {what} and {truth}")
