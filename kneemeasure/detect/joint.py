@@ -297,7 +297,9 @@ def _main_run(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def find_bone_pair(iso: IsoImage, *, polarity: int | None = None) -> BonePair | None:
+def find_bone_pair(
+    iso: IsoImage, *, polarity: int | None = None, main_runs: bool = False
+) -> BonePair | None:
     """Segment the femur and the tibia on an isotropic slice.
 
     Parameters
@@ -306,6 +308,10 @@ def find_bone_pair(iso: IsoImage, *, polarity: int | None = None) -> BonePair | 
         Slice on a square grid (typically 0.5–1 mm).
     polarity : {+1, -1, None}, keyword-only
         Marrow bright (+1) or dark (-1); ``None`` tries both and keeps the better.
+    main_runs : bool, keyword-only
+        Keep only the longest vertical run per column of each bone (drops a cartilage
+        band or notch tissue attached to a bone; see :func:`_main_run`). Used for the
+        landmarks; slice scoring keeps the raw masks.
 
     Returns
     -------
@@ -354,7 +360,7 @@ def find_bone_pair(iso: IsoImage, *, polarity: int | None = None) -> BonePair | 
                     best = BonePair(lab == f, lab == t, pol, norm, cols, fb, tt, score, step)
                 if f:
                     break
-    if best is not None:
+    if best is not None and main_runs:
         best = _clean_pair(best)
     return best
 

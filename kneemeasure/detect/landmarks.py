@@ -79,7 +79,7 @@ def detect_landmarks(
     step = 0.5
     iso = to_isotropic(img, row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
                        step_mm=step)
-    bp = find_bone_pair(iso)
+    bp = find_bone_pair(iso, main_runs=True)
     if bp is None:
         raise DetectionError(f"no tibiofemoral joint (femur above tibia) found; {_HINT}")
     geo = tibial_geometry(bp, outer_col_sign=outer_col_sign)
