@@ -334,20 +334,28 @@ def find_wedge(
     h_ref = float(np.clip(h_ref, 1.5, 9.0))
     # mid-line: centre of the body per column; tall columns (a ligament) do not count
     centre = 0.5 * (bot + top)
-    usable = has & (height <= h_ref + 2.5) & (u_mm >= -8.0)
+    usable = has & (height <= max(h_ref + 2.5, 7.0)) & (u_mm >= -8.0)
     idx = np.arange(len(u_mm))
     if usable.sum() < 3:
         return None
     centre = np.interp(idx, idx[usable], centre[usable])
-    half = 0.3 * h_ref
-    q = np.empty(len(u_mm))
-    for j in range(len(u_mm)):
-        sel = np.abs(v_mm - centre[j]) <= half
-        q[j] = np.percentile(patch[sel, j], 30) if sel.any() else np.nan
+    # per column, a low percentile over the body's vertical extent (robust to a bright
+    # degenerative streak inside the body); beyond the body the last extent is kept
+    bot_i = np.interp(idx, idx[usable], bot[usable])
+    top_i = np.interp(idx, idx[usable], top[usable])
+    vcol = v_mm[:, None]
+    sel = (vcol >= bot_i[None, :] - 0.5 * dv) & (vcol <= top_i[None, :] + 0.5 * dv)
+    q = np.nanpercentile(np.where(sel, patch, np.nan), 30, axis=0)
     q = ndi.gaussian_filter1d(np.nan_to_num(q, nan=float(hi_lvl)), max(0.15 / du, 0.5))
-    s0 = int(np.argmin(np.abs(u_mm + 2.5)))
-    m_lvl = float(np.median(q[max(0, s0 - int(1.5 / du)) : s0 + int(1.5 / du) + 1]))
+    m_lvl = float(np.percentile(patch[comp], 30))
     rise = m_lvl + 0.2 * contrast
+    s0 = int(np.argmin(np.abs(u_mm + 2.5)))
+    # start on the body: the first dark column from 2.5 mm inside the margin
+    s_end = min(len(q), s0 + int(round(8.0 / du)))
+    dark_from = np.nonzero(q[s0:s_end] < rise)[0]
+    if dark_from.size == 0:
+        return None
+    s0 += int(dark_from[0])
     j = s0
     while j < len(q) and q[j] < rise:
         j += 1
@@ -355,9 +363,12 @@ def find_wedge(
     if j >= len(q) - 1:
         return None
     k_end = min(len(q), j + int(round(2.5 / du)) + 1)
-    peak = float(q[j:k_end].max())
+    j_peak = j + int(np.argmax(q[j:k_end]))
+    peak = float(q[j_peak])
     level = 0.5 * (m_lvl + peak)
-    x = subpixel_crossing(q, level=level, start=s0, direction=1)
+    # the crossing next to the rise (walking back from its maximum), so a small bump
+    # inside the body (a degenerative streak) does not end it early
+    x = subpixel_crossing(q, level=level, start=j_peak, direction=-1)
     if x is None:
         return None
     u_out = float(u_mm[0] + x * du)
