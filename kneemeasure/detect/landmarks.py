@@ -7,7 +7,13 @@ from scipy import ndimage as ndi
 
 from kneemeasure.detect.joint import find_bone_pair, to_isotropic
 from kneemeasure.detect.meniscus import WedgeResult, find_meniscus, find_wedge
-from kneemeasure.detect.tibia import refine_margin, tibial_geometry, trace_margin, up_normal_of
+from kneemeasure.detect.tibia import (
+    cartilage_margin,
+    refine_margin,
+    tibial_geometry,
+    trace_margin,
+    up_normal_of,
+)
 from kneemeasure.errors import DetectionError
 from kneemeasure.models import Landmarks
 
@@ -96,6 +102,13 @@ def detect_landmarks(
                                col_spacing_mm=col_spacing_mm, outer_col_sign=outer_col_sign)
         except DetectionError as exc:
             geo.notes.append(f"local tracing failed ({exc}); mask-based margin used")
+    else:
+        # dark marrow (PD fat-sat, DESS): the bright cartilage/fluid over the bone
+        try:
+            ref = cartilage_margin(sm, geo, row_spacing_mm=row_spacing_mm,
+                                   col_spacing_mm=col_spacing_mm)
+        except DetectionError as exc:
+            geo.notes.append(f"cartilage tracing failed ({exc}); mask-based margin used")
     if ref is None:
         ref = refine_margin(sm, geo, row_spacing_mm=row_spacing_mm,
                             col_spacing_mm=col_spacing_mm, outer_col_sign=outer_col_sign)
