@@ -95,18 +95,25 @@ def detect_landmarks(
         (img - lo) / max(hi - lo, 1e-6), (0.2 / row_spacing_mm, 0.2 / col_spacing_mm)
     )
     ref = None
+    # the lateral metaphysis curves inward within a few mm of the rim (fibular head below)
+    lateral = side == "lateral"
+    if bp.polarity > 0:
+        depths = (2.5, 7.0) if lateral else (4.0, 10.0)
+    else:
+        depths = (2.0, 7.0) if lateral else (2.0, 10.0)
     if bp.polarity > 0:
         # bright marrow (T1/PD): local tracing of the plateau surface and outer cortex
         try:
             ref = trace_margin(sm, geo, bp, row_spacing_mm=row_spacing_mm,
-                               col_spacing_mm=col_spacing_mm, outer_col_sign=outer_col_sign)
+                               col_spacing_mm=col_spacing_mm, outer_col_sign=outer_col_sign,
+                               cortex_depth_mm=depths)
         except DetectionError as exc:
             geo.notes.append(f"local tracing failed ({exc}); mask-based margin used")
     else:
         # dark marrow (PD fat-sat, DESS): the bright cartilage/fluid over the bone
         try:
             ref = cartilage_margin(sm, geo, row_spacing_mm=row_spacing_mm,
-                                   col_spacing_mm=col_spacing_mm)
+                                   col_spacing_mm=col_spacing_mm, cortex_depth_mm=depths)
         except DetectionError as exc:
             geo.notes.append(f"cartilage tracing failed ({exc}); mask-based margin used")
     if ref is None:

@@ -547,6 +547,7 @@ def trace_margin(
     row_spacing_mm: float,
     col_spacing_mm: float,
     outer_col_sign: int,
+    cortex_depth_mm: tuple[float, float] = (4.0, 10.0),
 ) -> RefinedMargin:
     """Tibial margin from local edges: plateau surface and outer cortex, fitted and intersected.
 
@@ -561,6 +562,10 @@ def trace_margin(
         The bone masks (for the marrow level only).
     row_spacing_mm, col_spacing_mm : float, keyword-only
     outer_col_sign : {+1, -1}, keyword-only
+    cortex_depth_mm : (float, float), keyword-only
+        Depths below the rim (mm) over which the outer cortex line is fitted. The
+        lateral metaphysis curves inward sooner than the medial one, so use a shallower
+        range there (e.g. 2.5–7 mm).
 
     Returns
     -------
@@ -580,7 +585,7 @@ def trace_margin(
        its surface; the rim is the last such column of the run from the inside.
     3. Plateau line: robust fit of the surface from 35 % of the eminence–rim span to
        1.5 mm inside the rim.
-    4. Outer cortex: profiles along the plateau direction 4–14 mm below the plateau,
+    4. Outer cortex: profiles along the plateau direction ``cortex_depth_mm`` below the plateau,
        walking out of the marrow from 6 mm inside the rim; robust line through the
        outer cortex surfaces. Outward bumps (osteophytes) are outliers of that line.
     5. Margin: intersection of both lines.
@@ -702,7 +707,7 @@ def trace_margin(
     # --- outer cortex, walking out (along d) of the marrow below the plateau
     uc = np.arange(-8.0, 6.0 + 1e-9, 0.05)
     cpts, rises, edges_m = [], [], []
-    for depth in np.arange(4.0, 10.01, 0.5):
+    for depth in np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5):
         base = rim_pt - depth * n
         prof = profiles(base, d, n, uc)
         e = bone_surface_edge(prof, uc, marrow=marrow, dark=dark, start_mm=-6.0,
@@ -758,6 +763,7 @@ def cartilage_margin(
     *,
     row_spacing_mm: float,
     col_spacing_mm: float,
+    cortex_depth_mm: tuple[float, float] = (2.0, 10.0),
 ) -> RefinedMargin:
     """Tibial margin on dark-marrow images from the bright cartilage/fluid above the bone.
 
@@ -768,6 +774,8 @@ def cartilage_margin(
     geo : TibiaGeometry
         Coarse geometry from the bone masks (mm): eminence and plateau direction.
     row_spacing_mm, col_spacing_mm : float, keyword-only
+    cortex_depth_mm : (float, float), keyword-only
+        Depths below the rim (mm) over which the outer cortex line is fitted.
 
     Returns
     -------
@@ -791,10 +799,11 @@ def cartilage_margin(
        band fades (the rim).
     2. Plateau line: robust fit of the surface from 35 % of the eminence–rim span to 1 mm
        inside the rim; a second line through the last 6 mm gives the surface at the rim.
-    3. Outer cortex: profiles along the plateau direction 1.5–8 mm below the rim, from
-       6 mm inside it outward; the first half-way rise from the bone level to the
-       brightest tissue within 4 mm outside. Robust line; margin = its intersection with
-       the rim line (the rim point itself when the cortex cannot be fitted).
+    3. Outer cortex: profiles along the plateau direction ``cortex_depth_mm`` below the
+       rim; the darkest sample within 5 mm inside to 2 mm outside the rim (the cortex
+       line, darker than the marrow) and the half-way rise from it to the tissue outside.
+       Robust line; margin = its intersection with the rim line (the rim point itself
+       when the cortex cannot be fitted).
     """
     from scipy import ndimage as ndi
 
@@ -884,7 +893,7 @@ def cartilage_margin(
     # the soft tissue; its outer half-way crossing is the bone surface
     uc = np.arange(-8.0, 5.0 + 1e-9, 0.05)
     cpts = []
-    for depth in np.arange(2.0, 10.01, 0.5):
+    for depth in np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5):
         base = rim_pt - depth * n2
         acc = 0.0
         for o in (-0.8, -0.4, 0.0, 0.4, 0.8):
