@@ -175,6 +175,23 @@ def detect_landmarks(
     if fallback:
         confidence *= 0.7
         notes.append("meniscal edge from the fallback dark-run method")
+    # Independent warnings that the geometry was not measured but guessed: each one
+    # lowers the confidence multiplicatively (phantom checks: most such results are wrong).
+    fallback_margin = any(
+        key in note
+        for note in notes
+        for key in ("rim used", "rim corner", "coarse margin kept", "mask direction kept",
+                    "too short to fit", "mask-based margin used", "outermost bone at rim")
+    )
+    if fallback_margin:
+        confidence *= 0.6
+        notes.append("tibial margin from a fallback (cortex line not fitted)")
+    coarse = max(row_spacing_mm, col_spacing_mm)
+    if coarse > 0.7:
+        # sub-pixel edges on a coarse axis (e.g. a 1.5 mm reformat) are not reliable
+        # to 0.5 mm
+        confidence *= float(np.clip(0.7 / coarse, 0.3, 1.0))
+        notes.append(f"coarse pixels ({coarse:.2f} mm): sub-millimetre accuracy not expected")
     if border_mm < 5.0:
         # A margin at the edge of the field of view usually means the bone mask leaked
         # into soft tissue that the image cuts off.

@@ -13,7 +13,16 @@ import numpy as np
 from kneemeasure.detect.joint import BonePair
 from kneemeasure.errors import DetectionError
 
-__all__ = ["Line", "TibiaGeometry", "fit_line_robust", "intersect_lines", "tibial_geometry"]
+__all__ = [
+    "Line",
+    "TibiaGeometry",
+    "cartilage_margin",
+    "fit_cortex_line",
+    "fit_line_robust",
+    "intersect_lines",
+    "tibial_geometry",
+    "trace_margin",
+]
 
 
 @dataclass
@@ -265,6 +274,38 @@ def tibial_geometry(bp: BonePair, *, outer_col_sign: int) -> TibiaGeometry:
     up_normal = up_normal_of(d)
     height = float(rel @ up_normal)
     return TibiaGeometry(eminence * step, plateau, cortex, margin, corner, height, notes)
+
+
+def fit_cortex_line(points_rc: np.ndarray, *, outward: np.ndarray) -> Line:
+    """Robust line through outer-cortex points ordered from the rim downward.
+
+    Parameters
+    ----------
+    points_rc : ndarray, shape (N, 2)
+        Cortex surface points (mm), shallowest first. N >= 4.
+    outward : ndarray, shape (2,)
+        Unit vector pointing out of the bone (along the plateau).
+
+    Returns
+    -------
+    Line
+
+    Notes
+    -----
+    A marginal osteophyte bulges the cortex outward next to the rim, which tilts a plain
+    fit and moves the margin out. The deeper half fixes a first line; shallower points
+    that lie more than 0.25 mm outside it are dropped before the final robust fit.
+    """
+    pts = np.asarray(points_rc, float)
+    half = len(pts) // 2
+    deep = fit_line_robust(pts[half:], inlier_tol=0.4)
+    nrm = np.array([-deep.direction[1], deep.direction[0]])
+    if nrm @ outward < 0:
+        nrm = -nrm
+    off = (pts - deep.point) @ nrm
+    keep = np.ones(len(pts), bool)
+    keep[:half] = off[:half] < 0.25
+    return fit_line_robust(pts[keep], inlier_tol=0.4)
 
 
 # --------------------------------------------------------------------------- sub-pixel refinement
@@ -729,7 +770,7 @@ def trace_margin(
     margin = rim_pt
     cc = 0.0
     if len(cpts) >= 6:
-        cortex = fit_line_robust(np.asarray(cpts), inlier_tol=0.4)
+        cortex = fit_cortex_line(np.asarray(cpts), outward=d)
         cdir = cortex.direction
         if cdir @ n > 0:
             cdir = -cdir
@@ -914,7 +955,7 @@ def cartilage_margin(
     cortex = None
     margin = rim_pt
     if len(cpts) >= 6:
-        cortex = fit_line_robust(np.asarray(cpts), inlier_tol=0.4)
+        cortex = fit_cortex_line(np.asarray(cpts), outward=dd)
         cdir = cortex.direction if cortex.direction @ n2 <= 0 else -cortex.direction
         cortex = Line(cortex.point, cdir, cortex.rms_mm, cortex.n_inliers)
         if abs(cdir @ dd) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts):
