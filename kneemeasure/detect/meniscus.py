@@ -42,18 +42,21 @@ def subpixel_crossing(
     """
     p = np.asarray(profile, dtype=float)
     i = int(start)
-    s0 = p[i] - level
-    while 0 <= i + direction < len(p):
-        j = i + direction
-        s1 = p[j] - level
-        if s0 == 0:
-            return float(i)
-        if s1 == 0:
-            return float(j)
-        if (s0 > 0) != (s1 > 0):
-            return float(i + direction * s0 / (s0 - s1))
-        i, s0 = j, s1
-    return None
+    if not 0 <= i < len(p):
+        return None
+    seg = p[i:] if direction > 0 else p[i::-1]
+    sgn = seg - level
+    if sgn[0] == 0:
+        return float(i)
+    pos = sgn > 0
+    change = np.nonzero((pos[1:] != pos[:-1]) | (sgn[1:] == 0))[0]
+    if change.size == 0:
+        return None
+    k = int(change[0])
+    s0, s1 = float(sgn[k]), float(sgn[k + 1])
+    if s1 == 0:
+        return float(i + direction * (k + 1))
+    return float(i + direction * (k + s0 / (s0 - s1)))
 
 
 @dataclass
@@ -345,7 +348,10 @@ def find_wedge(
     top_i = np.interp(idx, idx[usable], top[usable])
     vcol = v_mm[:, None]
     sel = (vcol >= bot_i[None, :] - 0.5 * dv) & (vcol <= top_i[None, :] + 0.5 * dv)
-    q = np.nanpercentile(np.where(sel, patch, np.nan), 30, axis=0)
+    srt = np.sort(np.where(sel, patch, np.inf), axis=0)
+    cnt = sel.sum(axis=0)
+    k30 = np.clip(np.floor(0.3 * (cnt - 1)).astype(int), 0, None)
+    q = np.where(cnt > 0, srt[k30, np.arange(srt.shape[1])], np.nan)
     q = ndi.gaussian_filter1d(np.nan_to_num(q, nan=float(hi_lvl)), max(0.15 / du, 0.5))
     m_lvl = float(np.percentile(patch[comp], 30))
     rise = m_lvl + 0.2 * contrast
