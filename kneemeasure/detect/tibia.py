@@ -865,31 +865,56 @@ def cartilage_margin(
             acc = acc + sample_mm(image, b[0] + t * along[0], b[1] + t * along[1], **kw)
         return ndi.gaussian_filter1d(acc / 3.0, 2.0)
 
-    t = np.arange(-6.0, 8.0 + 1e-9, 0.05)
     dt = 0.05
     u_list = np.arange(u_emin + 2.0, max(u_rim0, u_emin + 20.0) + 12.0, 0.5)
-    profs = [prof(p0 + u * d, n, d, t) for u in u_list]
-    below = t <= -3.0
-    win = np.nonzero((t >= -4.0) & (t <= 5.0))[0]
-    c_glob = float(np.median([pp[win].max() - np.median(pp[below]) for pp in profs]))
-    rows = []
-    for u, p in zip(u_list, profs, strict=True):
-        # walk up out of the dark bone into the first bright band (the tibial cartilage,
-        # or fluid): not the femoral cartilage above a meniscus
-        bone = float(np.median(p[below]))
-        lvl0 = bone + 0.35 * c_glob
-        i = int(win[0])
-        while i > 0 and p[i] > lvl0:  # start below the band
-            i -= 1
-        hit = np.nonzero(p[i : win[-1] + 1] > lvl0)[0]
-        if hit.size == 0:
-            rows.append((u, np.nan, 0.0))
-            continue
-        j = i + int(hit[0])
-        k = j + int(np.argmax(p[j : j + int(2.0 / dt) + 1]))
-        contrast = float(p[k]) - bone
-        x = subpixel_crossing(p, level=bone + 0.5 * contrast, start=k, direction=-1)
-        rows.append((u, np.nan if x is None else t[0] + x * dt, contrast))
+
+    def scan(p0: np.ndarray, d: np.ndarray, n: np.ndarray, half: float, pct: float) -> list:
+        """Lower edge of the lowest bright band on profiles along ``n`` (v in mm)."""
+        t = np.arange(-half - 2.0, half + 4.0 + 1e-9, dt)
+        profs = [prof(p0 + u * d, n, d, t) for u in u_list]
+        below = t <= -half + 1.0
+        win = np.nonzero((t >= -half) & (t <= half + 1.0))[0]
+        c_glob = float(np.percentile([pp[win].max() - np.median(pp[below]) for pp in profs],
+                                     pct))
+        rows = []
+        for u, p in zip(u_list, profs, strict=True):
+            # walk up out of the dark bone into the first bright band (the tibial
+            # cartilage, or fluid): not the femoral cartilage above a meniscus
+            bone = float(np.median(p[below]))
+            lvl0 = bone + 0.35 * c_glob
+            i = int(win[0])
+            while i > 0 and p[i] > lvl0:  # start below the band
+                i -= 1
+            hit = np.nonzero(p[i : win[-1] + 1] > lvl0)[0]
+            if hit.size == 0:
+                rows.append((u, np.nan, 0.0))
+                continue
+            j = i + int(hit[0])
+            k = j + int(np.argmax(p[j : j + int(2.0 / dt) + 1]))
+            contrast = float(p[k]) - bone
+            x = subpixel_crossing(p, level=bone + 0.5 * contrast, start=k, direction=-1)
+            rows.append((u, np.nan if x is None else t[0] + x * dt, contrast))
+        return rows
+
+    # a first, wide pass corrects a plateau direction that the masks got wrong
+    wide = np.array(scan(p0, d, n, 8.0, 75.0), float)
+    okw = np.isfinite(wide[:, 1])
+    if okw.sum() >= 8:
+        okw &= wide[:, 2] > 0.5 * np.percentile(wide[okw, 2], 75)
+    if okw.sum() >= 8:
+        pts = np.column_stack([p0[0] + wide[okw, 0] * d[0] + wide[okw, 1] * n[0],
+                               p0[1] + wide[okw, 0] * d[1] + wide[okw, 1] * n[1]])
+        ln = fit_line_robust(pts, inlier_tol=1.5)
+        d1 = ln.direction if ln.direction @ d >= 0 else -ln.direction
+        # only a clearly wrong mask direction is replaced (4-35 deg off)
+        if (np.cos(np.deg2rad(35)) <= abs(d1 @ d) <= np.cos(np.deg2rad(4))
+                and ln.n_inliers >= 0.5 * okw.sum()):
+            u_emin = float((np.asarray(geo.eminence_rc, float) - ln.point) @ d1)
+            u_rim0 = float((np.asarray(geo.corner_rc, float) - ln.point) @ d1)
+            p0, d = ln.point, d1
+            n = up_normal_of(d)
+            u_list = np.arange(u_emin + 2.0, max(u_rim0, u_emin + 20.0) + 12.0, 0.5)
+    rows = scan(p0, d, n, 4.0, 50.0)
     arr = np.array(rows, float)
     good = np.isfinite(arr[:, 1])
     if good.sum() < 8:
