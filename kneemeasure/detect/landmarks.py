@@ -67,15 +67,27 @@ def detect_landmarks(
     Notes
     -----
     1. Resample to 0.5 mm square pixels; find femur and tibia as the best vertically
-       stacked pair of bone-like regions (both intensity polarities tried).
-    2. Fit the plateau surface and the outer metaphyseal cortex with robust lines; the
-       margin is their intersection, so marginal osteophytes do not move it.
+       stacked pair of bone-like regions (both intensity polarities tried), keeping the
+       longest vertical run per column (a cartilage band or notch tissue attached to a
+       bone is dropped).
+    2. Bright marrow (T1/PD): trace the plateau surface and the outer cortex on the
+       image (:func:`~kneemeasure.detect.tibia.trace_margin`). Dark marrow (PD fat-sat,
+       DESS): the lower edge of the lowest bright band (tibial cartilage/fluid) gives
+       the plateau surface and the rim, the dark cortex line below the rim the outer
+       cortex (:func:`~kneemeasure.detect.tibia.cartilage_margin`). The margin is the
+       intersection of the rim line and the cortex line (osteophyte bulges next to the
+       rim are dropped from the cortex fit). The cortex is fitted 4–10 mm (bright) or
+       2–10 mm (dark) below the rim medially, 2–7 mm laterally (the lateral metaphysis
+       curves in sooner).
     3. Sample the original image in a frame attached to the margin (u along the plateau,
-       v toward the femur) at 0.1 mm; the meniscus is the dark run between the bones,
-       stopped at vertical dark structures (MCL/capsule); the outer edge is refined at
-       the half-way crossing of the smoothed joint-level profile.
+       v toward the femur) at 0.1 mm; the meniscus is the dark body on the plateau next
+       to the margin (:func:`~kneemeasure.detect.meniscus.find_wedge`); its outer edge
+       is the half-way crossing, next to the first clear rise, of a low-percentile
+       profile over the body's height (robust to bright degenerative streaks).
     4. Confidence is the mean of cue scores (plateau and cortex residuals, edge
-       contrast, wedge shape, plausible gap, width and extrusion in mm).
+       contrast, wedge shape, plausible gap, width and extrusion in mm), times 0.6 when
+       the margin came from a fallback (no cortex line), times ``0.7 / spacing`` for
+       pixels coarser than 0.7 mm, times 0.7 for the fallback meniscus method.
     """
     if outer_col_sign not in (1, -1):
         raise ValueError(f"outer_col_sign must be +1 or -1, got {outer_col_sign!r}")
