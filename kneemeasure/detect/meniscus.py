@@ -292,10 +292,14 @@ def find_wedge(
     2. The dark component (below ``M + 0.4 (C - M)``) that fills the box 1–6 mm inside
        the margin just above the plateau is the meniscal body; per column its vertical
        centre gives the body's mid-line.
-    3. Along that mid-line the 30th percentile of a window of ±0.3 body heights (robust to a
-       bright degenerative streak) forms a profile; walking outward from 2.5 mm inside
-       the margin, the outer edge is the half-way crossing between the body level and
-       the first clear maximum beyond it (capsule, fluid or fat), found within 2.5 mm.
+    3. Per column, the 30th percentile over the body's vertical extent (columns taller
+       than ``max(h + 2.5, 7)`` mm, a ligament, take the neighbours' extent; beyond the
+       body the last extent is kept) forms a profile, robust to a bright degenerative
+       streak. From the first dark column at or beyond 2.5 mm inside the margin it is
+       walked outward to the first rise of 0.2 (C - M) above the body level (30th
+       percentile of the body's pixels); the outer edge is the half-way crossing
+       between the body level and the maximum within 2.5 mm, found walking back from
+       that maximum.
     """
     du = float(u_mm[1] - u_mm[0])
     dv = float(v_mm[1] - v_mm[0])
