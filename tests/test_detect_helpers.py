@@ -57,3 +57,17 @@ def test_to_isotropic_maps_points_back_with_anisotropic_pixels():
     iso = to_isotropic(img, row_spacing_mm=0.25, col_spacing_mm=1.5, step_mm=0.5)
     assert iso.data.shape == (32, 28)
     assert iso.to_original((16.0, 15.0)) == pytest.approx((32.0, 5.0))
+
+
+def test_main_run_drops_a_band_above_the_bone_and_keeps_texture_holes():
+    from kneemeasure.detect.joint import _main_run
+
+    m = np.zeros((12, 8), bool)
+    m[5:12, :] = True  # bone
+    m[1:3, 1:7] = True  # a cartilage band over it
+    m[:, 0] = True  # touching the bone along one side (a spine)
+    m[8, 4] = False  # a one-pixel texture hole inside the marrow
+    out = _main_run(m)
+    assert not out[1:3, 1:7].any()
+    assert out[5:12, 1:].sum() == 7 * 7  # the hole is filled, the bone is whole
+    assert out[:, 0].all()  # the column that is one run stays

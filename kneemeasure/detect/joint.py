@@ -204,6 +204,22 @@ def _pair_from_labels(
     return best
 
 
+def _clean_pair(bp: BonePair) -> BonePair:
+    """Drop bone-like tissue beyond each bone's cortex (see :func:`_main_run`)."""
+    fem = _main_run(bp.femur)
+    tib = _main_run(bp.tibia)
+    h = tib.shape[0]
+    fb = np.where(fem.any(axis=0), h - 1 - np.argmax(fem[::-1], axis=0), -1)
+    tt = np.where(tib.any(axis=0), np.argmax(tib, axis=0), -1)
+    gap = (tt - fb) * bp.step_mm
+    ok = (fb >= 0) & (tt >= 0) & (gap > 0.5) & (gap < 15.0)
+    cols = np.nonzero(ok)[0]
+    if cols.size * bp.step_mm < 20.0:
+        return bp
+    return BonePair(fem, tib, bp.polarity, bp.norm, cols, fb[cols].astype(float),
+                    tt[cols].astype(float), bp.score, bp.step_mm)
+
+
 def _joint_side_cuts(norm: np.ndarray, body: np.ndarray, step_mm: float) -> np.ndarray:
     """Horizontal cuts from the outer ends of the bright joint band to the body edge.
 
@@ -244,7 +260,46 @@ def _joint_side_cuts(norm: np.ndarray, body: np.ndarray, step_mm: float) -> np.n
     return cut
 
 
-def find_bone_pair(iso: IsoImage, *, polarity: int | None = None) -> BonePair | None:
+def _main_run(mask: np.ndarray) -> np.ndarray:
+    """Per column, keep only the longest vertical run of ``mask``.
+
+    A bone's marrow is one long run per column between its cortices; a joint cartilage
+    band or notch tissue of bone-like signal that touches the bone elsewhere (through a
+    spine or a gap in the cortex line) is a shorter run beyond the cortex gap in that
+    column and is dropped. Small holes (<= 16 px, 4 mm^2 at 0.5 mm) are filled first so
+    marrow texture does not split a run. The largest 4-connected piece of what remains
+    is returned.
+    """
+    holes, nh = ndi.label(ndi.binary_fill_holes(mask) & ~mask)
+    m = mask.copy()
+    if nh:
+        small = np.bincount(holes.ravel()) <= 16
+        small[0] = False
+        m |= small[holes]
+    mt = m.T  # (cols, rows): runs along axis 1
+    starts = mt & ~np.concatenate([np.zeros((mt.shape[0], 1), bool), mt[:, :-1]], axis=1)
+    ids = np.cumsum(starts.ravel()).reshape(mt.shape) * mt
+    if ids.max() == 0:
+        return m
+    lens = np.bincount(ids.ravel())
+    lens[0] = 0
+    col_of = np.zeros(lens.size, int)
+    col_of[ids.ravel()] = np.repeat(np.arange(mt.shape[0]), mt.shape[1])
+    best_len = np.zeros(mt.shape[0], int)
+    np.maximum.at(best_len, col_of[1:], lens[1:])
+    keep_id = (lens == best_len[col_of]) & (lens > 0)
+    out = keep_id[ids].T & m
+    lab, n = ndi.label(out)
+    if n > 1:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        out = lab == int(np.argmax(sizes))
+    return out
+
+
+def find_bone_pair(
+    iso: IsoImage, *, polarity: int | None = None, main_runs: bool = False
+) -> BonePair | None:
     """Segment the femur and the tibia on an isotropic slice.
 
     Parameters
@@ -253,6 +308,10 @@ def find_bone_pair(iso: IsoImage, *, polarity: int | None = None) -> BonePair | 
         Slice on a square grid (typically 0.5–1 mm).
     polarity : {+1, -1, None}, keyword-only
         Marrow bright (+1) or dark (-1); ``None`` tries both and keeps the better.
+    main_runs : bool, keyword-only
+        Keep only the longest vertical run per column of each bone (drops a cartilage
+        band or notch tissue attached to a bone; see :func:`_main_run`). Used for the
+        landmarks; slice scoring keeps the raw masks.
 
     Returns
     -------
@@ -301,4 +360,22 @@ def find_bone_pair(iso: IsoImage, *, polarity: int | None = None) -> BonePair | 
                     best = BonePair(lab == f, lab == t, pol, norm, cols, fb, tt, score, step)
                 if f:
                     break
+    if best is not None and main_runs:
+        best = _clean_pair(best)
     return best
+
+
+def _clean_pair(bp: BonePair) -> BonePair:
+    """Drop bone-like tissue beyond each bone's cortex (see :func:`_main_run`)."""
+    fem = _main_run(bp.femur)
+    tib = _main_run(bp.tibia)
+    h = tib.shape[0]
+    fb = np.where(fem.any(axis=0), h - 1 - np.argmax(fem[::-1], axis=0), -1)
+    tt = np.where(tib.any(axis=0), np.argmax(tib, axis=0), -1)
+    gap = (tt - fb) * bp.step_mm
+    ok = (fb >= 0) & (tt >= 0) & (gap > 0.5) & (gap < 15.0)
+    cols = np.nonzero(ok)[0]
+    if cols.size * bp.step_mm < 20.0:
+        return bp
+    return BonePair(fem, tib, bp.polarity, bp.norm, cols, fb[cols].astype(float),
+                    tt[cols].astype(float), bp.score, bp.step_mm)

@@ -7,7 +7,13 @@ from scipy import ndimage as ndi
 
 from kneemeasure.detect.joint import find_bone_pair, to_isotropic
 from kneemeasure.detect.meniscus import WedgeResult, find_meniscus, find_wedge
-from kneemeasure.detect.tibia import refine_margin, tibial_geometry, trace_margin, up_normal_of
+from kneemeasure.detect.tibia import (
+    cartilage_margin,
+    refine_margin,
+    tibial_geometry,
+    trace_margin,
+    up_normal_of,
+)
 from kneemeasure.errors import DetectionError
 from kneemeasure.models import Landmarks
 
@@ -61,15 +67,27 @@ def detect_landmarks(
     Notes
     -----
     1. Resample to 0.5 mm square pixels; find femur and tibia as the best vertically
-       stacked pair of bone-like regions (both intensity polarities tried).
-    2. Fit the plateau surface and the outer metaphyseal cortex with robust lines; the
-       margin is their intersection, so marginal osteophytes do not move it.
+       stacked pair of bone-like regions (both intensity polarities tried), keeping the
+       longest vertical run per column (a cartilage band or notch tissue attached to a
+       bone is dropped).
+    2. Bright marrow (T1/PD): trace the plateau surface and the outer cortex on the
+       image (:func:`~kneemeasure.detect.tibia.trace_margin`). Dark marrow (PD fat-sat,
+       DESS): the lower edge of the lowest bright band (tibial cartilage/fluid) gives
+       the plateau surface and the rim, the dark cortex line below the rim the outer
+       cortex (:func:`~kneemeasure.detect.tibia.cartilage_margin`). The margin is the
+       intersection of the rim line and the cortex line (osteophyte bulges next to the
+       rim are dropped from the cortex fit). The cortex is fitted 4–10 mm (bright) or
+       2–10 mm (dark) below the rim medially, 2–7 mm laterally (the lateral metaphysis
+       curves in sooner).
     3. Sample the original image in a frame attached to the margin (u along the plateau,
-       v toward the femur) at 0.1 mm; the meniscus is the dark run between the bones,
-       stopped at vertical dark structures (MCL/capsule); the outer edge is refined at
-       the half-way crossing of the smoothed joint-level profile.
+       v toward the femur) at 0.1 mm; the meniscus is the dark body on the plateau next
+       to the margin (:func:`~kneemeasure.detect.meniscus.find_wedge`); its outer edge
+       is the half-way crossing, next to the first clear rise, of a low-percentile
+       profile over the body's height (robust to bright degenerative streaks).
     4. Confidence is the mean of cue scores (plateau and cortex residuals, edge
-       contrast, wedge shape, plausible gap, width and extrusion in mm).
+       contrast, wedge shape, plausible gap, width and extrusion in mm), times 0.6 when
+       the margin came from a fallback (no cortex line), times ``0.7 / spacing`` for
+       pixels coarser than 0.7 mm, times 0.7 for the fallback meniscus method.
     """
     if outer_col_sign not in (1, -1):
         raise ValueError(f"outer_col_sign must be +1 or -1, got {outer_col_sign!r}")
@@ -79,7 +97,7 @@ def detect_landmarks(
     step = 0.5
     iso = to_isotropic(img, row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
                        step_mm=step)
-    bp = find_bone_pair(iso)
+    bp = find_bone_pair(iso, main_runs=True)
     if bp is None:
         raise DetectionError(f"no tibiofemoral joint (femur above tibia) found; {_HINT}")
     geo = tibial_geometry(bp, outer_col_sign=outer_col_sign)
@@ -89,13 +107,27 @@ def detect_landmarks(
         (img - lo) / max(hi - lo, 1e-6), (0.2 / row_spacing_mm, 0.2 / col_spacing_mm)
     )
     ref = None
+    # the lateral metaphysis curves inward within a few mm of the rim (fibular head below)
+    lateral = side == "lateral"
+    if bp.polarity > 0:
+        depths = (2.5, 7.0) if lateral else (4.0, 10.0)
+    else:
+        depths = (2.0, 7.0) if lateral else (2.0, 10.0)
     if bp.polarity > 0:
         # bright marrow (T1/PD): local tracing of the plateau surface and outer cortex
         try:
             ref = trace_margin(sm, geo, bp, row_spacing_mm=row_spacing_mm,
-                               col_spacing_mm=col_spacing_mm, outer_col_sign=outer_col_sign)
+                               col_spacing_mm=col_spacing_mm, outer_col_sign=outer_col_sign,
+                               cortex_depth_mm=depths)
         except DetectionError as exc:
             geo.notes.append(f"local tracing failed ({exc}); mask-based margin used")
+    else:
+        # dark marrow (PD fat-sat, DESS): the bright cartilage/fluid over the bone
+        try:
+            ref = cartilage_margin(sm, geo, row_spacing_mm=row_spacing_mm,
+                                   col_spacing_mm=col_spacing_mm, cortex_depth_mm=depths)
+        except DetectionError as exc:
+            geo.notes.append(f"cartilage tracing failed ({exc}); mask-based margin used")
     if ref is None:
         ref = refine_margin(sm, geo, row_spacing_mm=row_spacing_mm,
                             col_spacing_mm=col_spacing_mm, outer_col_sign=outer_col_sign)
@@ -155,6 +187,23 @@ def detect_landmarks(
     if fallback:
         confidence *= 0.7
         notes.append("meniscal edge from the fallback dark-run method")
+    # Independent warnings that the geometry was not measured but guessed: each one
+    # lowers the confidence multiplicatively (phantom checks: most such results are wrong).
+    fallback_margin = any(
+        key in note
+        for note in notes
+        for key in ("rim used", "rim corner", "coarse margin kept", "mask direction kept",
+                    "too short to fit", "mask-based margin used", "outermost bone at rim")
+    )
+    if fallback_margin:
+        confidence *= 0.6
+        notes.append("tibial margin from a fallback (cortex line not fitted)")
+    coarse = max(row_spacing_mm, col_spacing_mm)
+    if coarse > 0.7:
+        # sub-pixel edges on a coarse axis (e.g. a 1.5 mm reformat) are not reliable
+        # to 0.5 mm
+        confidence *= float(np.clip(0.7 / coarse, 0.3, 1.0))
+        notes.append(f"coarse pixels ({coarse:.2f} mm): sub-millimetre accuracy not expected")
     if border_mm < 5.0:
         # A margin at the edge of the field of view usually means the bone mask leaked
         # into soft tissue that the image cuts off.

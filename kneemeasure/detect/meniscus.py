@@ -42,18 +42,21 @@ def subpixel_crossing(
     """
     p = np.asarray(profile, dtype=float)
     i = int(start)
-    s0 = p[i] - level
-    while 0 <= i + direction < len(p):
-        j = i + direction
-        s1 = p[j] - level
-        if s0 == 0:
-            return float(i)
-        if s1 == 0:
-            return float(j)
-        if (s0 > 0) != (s1 > 0):
-            return float(i + direction * s0 / (s0 - s1))
-        i, s0 = j, s1
-    return None
+    if not 0 <= i < len(p):
+        return None
+    seg = p[i:] if direction > 0 else p[i::-1]
+    sgn = seg - level
+    if sgn[0] == 0:
+        return float(i)
+    pos = sgn > 0
+    change = np.nonzero((pos[1:] != pos[:-1]) | (sgn[1:] == 0))[0]
+    if change.size == 0:
+        return None
+    k = int(change[0])
+    s0, s1 = float(sgn[k]), float(sgn[k + 1])
+    if s1 == 0:
+        return float(i + direction * (k + 1))
+    return float(i + direction * (k + s0 / (s0 - s1)))
 
 
 @dataclass
@@ -289,10 +292,14 @@ def find_wedge(
     2. The dark component (below ``M + 0.4 (C - M)``) that fills the box 1–6 mm inside
        the margin just above the plateau is the meniscal body; per column its vertical
        centre gives the body's mid-line.
-    3. Along that mid-line the 30th percentile of a window of ±0.3 body heights (robust to a
-       bright degenerative streak) forms a profile; walking outward from 2.5 mm inside
-       the margin, the outer edge is the half-way crossing between the body level and
-       the first clear maximum beyond it (capsule, fluid or fat), found within 2.5 mm.
+    3. Per column, the 30th percentile over the body's vertical extent (columns taller
+       than ``max(h + 2.5, 7)`` mm, a ligament, take the neighbours' extent; beyond the
+       body the last extent is kept) forms a profile, robust to a bright degenerative
+       streak. From the first dark column at or beyond 2.5 mm inside the margin it is
+       walked outward to the first rise of 0.2 (C - M) above the body level (30th
+       percentile of the body's pixels); the outer edge is the half-way crossing
+       between the body level and the maximum within 2.5 mm, found walking back from
+       that maximum.
     """
     du = float(u_mm[1] - u_mm[0])
     dv = float(v_mm[1] - v_mm[0])
@@ -334,20 +341,31 @@ def find_wedge(
     h_ref = float(np.clip(h_ref, 1.5, 9.0))
     # mid-line: centre of the body per column; tall columns (a ligament) do not count
     centre = 0.5 * (bot + top)
-    usable = has & (height <= h_ref + 2.5) & (u_mm >= -8.0)
+    usable = has & (height <= max(h_ref + 2.5, 7.0)) & (u_mm >= -8.0)
     idx = np.arange(len(u_mm))
     if usable.sum() < 3:
         return None
     centre = np.interp(idx, idx[usable], centre[usable])
-    half = 0.3 * h_ref
-    q = np.empty(len(u_mm))
-    for j in range(len(u_mm)):
-        sel = np.abs(v_mm - centre[j]) <= half
-        q[j] = np.percentile(patch[sel, j], 30) if sel.any() else np.nan
+    # per column, a low percentile over the body's vertical extent (robust to a bright
+    # degenerative streak inside the body); beyond the body the last extent is kept
+    bot_i = np.interp(idx, idx[usable], bot[usable])
+    top_i = np.interp(idx, idx[usable], top[usable])
+    vcol = v_mm[:, None]
+    sel = (vcol >= bot_i[None, :] - 0.5 * dv) & (vcol <= top_i[None, :] + 0.5 * dv)
+    srt = np.sort(np.where(sel, patch, np.inf), axis=0)
+    cnt = sel.sum(axis=0)
+    k30 = np.clip(np.floor(0.3 * (cnt - 1)).astype(int), 0, None)
+    q = np.where(cnt > 0, srt[k30, np.arange(srt.shape[1])], np.nan)
     q = ndi.gaussian_filter1d(np.nan_to_num(q, nan=float(hi_lvl)), max(0.15 / du, 0.5))
-    s0 = int(np.argmin(np.abs(u_mm + 2.5)))
-    m_lvl = float(np.median(q[max(0, s0 - int(1.5 / du)) : s0 + int(1.5 / du) + 1]))
+    m_lvl = float(np.percentile(patch[comp], 30))
     rise = m_lvl + 0.2 * contrast
+    s0 = int(np.argmin(np.abs(u_mm + 2.5)))
+    # start on the body: the first dark column from 2.5 mm inside the margin
+    s_end = min(len(q), s0 + int(round(8.0 / du)))
+    dark_from = np.nonzero(q[s0:s_end] < rise)[0]
+    if dark_from.size == 0:
+        return None
+    s0 += int(dark_from[0])
     j = s0
     while j < len(q) and q[j] < rise:
         j += 1
@@ -355,9 +373,12 @@ def find_wedge(
     if j >= len(q) - 1:
         return None
     k_end = min(len(q), j + int(round(2.5 / du)) + 1)
-    peak = float(q[j:k_end].max())
+    j_peak = j + int(np.argmax(q[j:k_end]))
+    peak = float(q[j_peak])
     level = 0.5 * (m_lvl + peak)
-    x = subpixel_crossing(q, level=level, start=s0, direction=1)
+    # the crossing next to the rise (walking back from its maximum), so a small bump
+    # inside the body (a degenerative streak) does not end it early
+    x = subpixel_crossing(q, level=level, start=j_peak, direction=-1)
     if x is None:
         return None
     u_out = float(u_mm[0] + x * du)

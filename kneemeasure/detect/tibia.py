@@ -13,7 +13,16 @@ import numpy as np
 from kneemeasure.detect.joint import BonePair
 from kneemeasure.errors import DetectionError
 
-__all__ = ["Line", "TibiaGeometry", "fit_line_robust", "intersect_lines", "tibial_geometry"]
+__all__ = [
+    "Line",
+    "TibiaGeometry",
+    "cartilage_margin",
+    "fit_cortex_line",
+    "fit_line_robust",
+    "intersect_lines",
+    "tibial_geometry",
+    "trace_margin",
+]
 
 
 @dataclass
@@ -265,6 +274,38 @@ def tibial_geometry(bp: BonePair, *, outer_col_sign: int) -> TibiaGeometry:
     up_normal = up_normal_of(d)
     height = float(rel @ up_normal)
     return TibiaGeometry(eminence * step, plateau, cortex, margin, corner, height, notes)
+
+
+def fit_cortex_line(points_rc: np.ndarray, *, outward: np.ndarray) -> Line:
+    """Robust line through outer-cortex points ordered from the rim downward.
+
+    Parameters
+    ----------
+    points_rc : ndarray, shape (N, 2)
+        Cortex surface points (mm), shallowest first. N >= 4.
+    outward : ndarray, shape (2,)
+        Unit vector pointing out of the bone (along the plateau).
+
+    Returns
+    -------
+    Line
+
+    Notes
+    -----
+    A marginal osteophyte bulges the cortex outward next to the rim, which tilts a plain
+    fit and moves the margin out. The deeper half fixes a first line; shallower points
+    that lie more than 0.25 mm outside it are dropped before the final robust fit.
+    """
+    pts = np.asarray(points_rc, float)
+    half = len(pts) // 2
+    deep = fit_line_robust(pts[half:], inlier_tol=0.4)
+    nrm = np.array([-deep.direction[1], deep.direction[0]])
+    if nrm @ outward < 0:
+        nrm = -nrm
+    off = (pts - deep.point) @ nrm
+    keep = np.ones(len(pts), bool)
+    keep[:half] = off[:half] < 0.25
+    return fit_line_robust(pts[keep], inlier_tol=0.4)
 
 
 # --------------------------------------------------------------------------- sub-pixel refinement
@@ -547,6 +588,7 @@ def trace_margin(
     row_spacing_mm: float,
     col_spacing_mm: float,
     outer_col_sign: int,
+    cortex_depth_mm: tuple[float, float] = (4.0, 10.0),
 ) -> RefinedMargin:
     """Tibial margin from local edges: plateau surface and outer cortex, fitted and intersected.
 
@@ -561,6 +603,10 @@ def trace_margin(
         The bone masks (for the marrow level only).
     row_spacing_mm, col_spacing_mm : float, keyword-only
     outer_col_sign : {+1, -1}, keyword-only
+    cortex_depth_mm : (float, float), keyword-only
+        Depths below the rim (mm) over which the outer cortex line is fitted. The
+        lateral metaphysis curves inward sooner than the medial one, so use a shallower
+        range there (e.g. 2.5–7 mm).
 
     Returns
     -------
@@ -580,7 +626,7 @@ def trace_margin(
        its surface; the rim is the last such column of the run from the inside.
     3. Plateau line: robust fit of the surface from 35 % of the eminence–rim span to
        1.5 mm inside the rim.
-    4. Outer cortex: profiles along the plateau direction 4–14 mm below the plateau,
+    4. Outer cortex: profiles along the plateau direction ``cortex_depth_mm`` below the plateau,
        walking out of the marrow from 6 mm inside the rim; robust line through the
        outer cortex surfaces. Outward bumps (osteophytes) are outliers of that line.
     5. Margin: intersection of both lines.
@@ -702,7 +748,7 @@ def trace_margin(
     # --- outer cortex, walking out (along d) of the marrow below the plateau
     uc = np.arange(-8.0, 6.0 + 1e-9, 0.05)
     cpts, rises, edges_m = [], [], []
-    for depth in np.arange(4.0, 10.01, 0.5):
+    for depth in np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5):
         base = rim_pt - depth * n
         prof = profiles(base, d, n, uc)
         e = bone_surface_edge(prof, uc, marrow=marrow, dark=dark, start_mm=-6.0,
@@ -724,7 +770,7 @@ def trace_margin(
     margin = rim_pt
     cc = 0.0
     if len(cpts) >= 6:
-        cortex = fit_line_robust(np.asarray(cpts), inlier_tol=0.4)
+        cortex = fit_cortex_line(np.asarray(cpts), outward=d)
         cdir = cortex.direction
         if cdir @ n > 0:
             cdir = -cdir
@@ -747,3 +793,209 @@ def trace_margin(
         notes.append("outer cortex not traced; rim of the traced plateau used")
     del m0
     return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, cc)
+
+
+# --------------------------------------------------------------------------- dark marrow
+
+
+def cartilage_margin(
+    image: np.ndarray,
+    geo: TibiaGeometry,
+    *,
+    row_spacing_mm: float,
+    col_spacing_mm: float,
+    cortex_depth_mm: tuple[float, float] = (2.0, 10.0),
+) -> RefinedMargin:
+    """Tibial margin on dark-marrow images from the bright cartilage/fluid above the bone.
+
+    Parameters
+    ----------
+    image : ndarray, shape (rows, cols)
+        Original slice, normalised to about [0, 1] and lightly smoothed.
+    geo : TibiaGeometry
+        Coarse geometry from the bone masks (mm): eminence and plateau direction.
+    row_spacing_mm, col_spacing_mm : float, keyword-only
+    cortex_depth_mm : (float, float), keyword-only
+        Depths below the rim (mm) over which the outer cortex line is fitted.
+
+    Returns
+    -------
+    RefinedMargin
+        ``margin_rc`` in mm of the original image; ``plateau.direction`` points outward.
+
+    Raises
+    ------
+    DetectionError
+        When no bright band sits on the plateau.
+
+    Notes
+    -----
+    On fat-suppressed PD and DESS, marrow, cortex, fat and muscle differ by a few
+    per cent; the bright tibial cartilage (and fluid) is the reliable cue.
+
+    1. Plateau surface: on profiles along the up-normal (every 0.5 mm from the eminence
+       outward), the half-way crossing from the brightest sample of the joint band down to
+       the dark bone below it. The run of surface points from the middle of the
+       compartment outward ends where the surface drops or jumps by more than 1 mm or the
+       band fades (the rim).
+    2. Plateau line: robust fit of the surface from 35 % of the eminence–rim span to 1 mm
+       inside the rim; a second line through the last 6 mm gives the surface at the rim.
+    3. Outer cortex: profiles along the plateau direction ``cortex_depth_mm`` below the
+       rim; the darkest sample within 5 mm inside to 2 mm outside the rim (the cortex
+       line, darker than the marrow) and the half-way rise from it to the tissue outside.
+       Robust line; margin = its intersection with the rim line (the rim point itself
+       when the cortex cannot be fitted).
+    """
+    from scipy import ndimage as ndi
+
+    from kneemeasure.detect.meniscus import subpixel_crossing
+
+    kw = dict(row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm)
+    notes: list[str] = []
+    d = geo.plateau.direction / np.linalg.norm(geo.plateau.direction)
+    n = up_normal_of(d)
+    p0 = np.asarray(geo.plateau.point, float)
+    u_emin = float((np.asarray(geo.eminence_rc, float) - p0) @ d)
+    u_rim0 = float((np.asarray(geo.corner_rc, float) - p0) @ d)
+
+    def prof(base: np.ndarray, along: np.ndarray, across: np.ndarray, t: np.ndarray):
+        acc = 0.0
+        for o in (-0.4, 0.0, 0.4):
+            b = base + o * across
+            acc = acc + sample_mm(image, b[0] + t * along[0], b[1] + t * along[1], **kw)
+        return ndi.gaussian_filter1d(acc / 3.0, 2.0)
+
+    dt = 0.05
+    u_list = np.arange(u_emin + 2.0, max(u_rim0, u_emin + 20.0) + 12.0, 0.5)
+
+    def scan(p0: np.ndarray, d: np.ndarray, n: np.ndarray, half: float, pct: float) -> list:
+        """Lower edge of the lowest bright band on profiles along ``n`` (v in mm)."""
+        t = np.arange(-half - 2.0, half + 4.0 + 1e-9, dt)
+        profs = [prof(p0 + u * d, n, d, t) for u in u_list]
+        below = t <= -half + 1.0
+        win = np.nonzero((t >= -half) & (t <= half + 1.0))[0]
+        c_glob = float(np.percentile([pp[win].max() - np.median(pp[below]) for pp in profs],
+                                     pct))
+        rows = []
+        for u, p in zip(u_list, profs, strict=True):
+            # walk up out of the dark bone into the first bright band (the tibial
+            # cartilage, or fluid): not the femoral cartilage above a meniscus
+            bone = float(np.median(p[below]))
+            lvl0 = bone + 0.35 * c_glob
+            i = int(win[0])
+            while i > 0 and p[i] > lvl0:  # start below the band
+                i -= 1
+            hit = np.nonzero(p[i : win[-1] + 1] > lvl0)[0]
+            if hit.size == 0:
+                rows.append((u, np.nan, 0.0))
+                continue
+            j = i + int(hit[0])
+            k = j + int(np.argmax(p[j : j + int(2.0 / dt) + 1]))
+            contrast = float(p[k]) - bone
+            x = subpixel_crossing(p, level=bone + 0.5 * contrast, start=k, direction=-1)
+            rows.append((u, np.nan if x is None else t[0] + x * dt, contrast))
+        return rows
+
+    # a first, wide pass corrects a plateau direction that the masks got wrong
+    wide = np.array(scan(p0, d, n, 8.0, 75.0), float)
+    okw = np.isfinite(wide[:, 1])
+    if okw.sum() >= 8:
+        okw &= wide[:, 2] > 0.5 * np.percentile(wide[okw, 2], 75)
+    if okw.sum() >= 8:
+        pts = np.column_stack([p0[0] + wide[okw, 0] * d[0] + wide[okw, 1] * n[0],
+                               p0[1] + wide[okw, 0] * d[1] + wide[okw, 1] * n[1]])
+        ln = fit_line_robust(pts, inlier_tol=1.5)
+        d1 = ln.direction if ln.direction @ d >= 0 else -ln.direction
+        # only a clearly wrong mask direction is replaced (4-35 deg off)
+        if (np.cos(np.deg2rad(35)) <= abs(d1 @ d) <= np.cos(np.deg2rad(4))
+                and ln.n_inliers >= 0.5 * okw.sum()):
+            u_emin = float((np.asarray(geo.eminence_rc, float) - ln.point) @ d1)
+            u_rim0 = float((np.asarray(geo.corner_rc, float) - ln.point) @ d1)
+            p0, d = ln.point, d1
+            n = up_normal_of(d)
+            u_list = np.arange(u_emin + 2.0, max(u_rim0, u_emin + 20.0) + 12.0, 0.5)
+    rows = scan(p0, d, n, 4.0, 50.0)
+    arr = np.array(rows, float)
+    good = np.isfinite(arr[:, 1])
+    if good.sum() < 8:
+        raise DetectionError("no bright cartilage band on the tibial plateau; give landmarks "
+                             "with --points or --interactive")
+    c_ref = float(np.median(arr[good, 2]))
+    ok = good & (arr[:, 2] > 0.4 * c_ref)
+    i_mid = int(np.argmin(np.abs(arr[:, 0] - 0.5 * (u_emin + min(u_rim0, u_emin + 40.0)))))
+    cand = np.nonzero(ok)[0]
+    if cand.size < 8:
+        raise DetectionError("tibial cartilage surface not traced; give landmarks with "
+                             "--points or --interactive")
+    i_mid = int(cand[np.argmin(np.abs(cand - i_mid))])
+    i_end = i_mid
+    while i_end + 1 < len(ok) and ok[i_end + 1] and abs(arr[i_end + 1, 1] - arr[i_end, 1]) < 1.0:
+        i_end += 1
+    u_rim = float(arr[i_end, 0])
+    xy = np.column_stack([p0[0] + arr[:, 0] * d[0] + arr[:, 1] * n[0],
+                          p0[1] + arr[:, 0] * d[1] + arr[:, 1] * n[1]])
+    idx = np.arange(len(ok))
+    spanu = u_rim - u_emin
+    fit = ok & (idx <= i_end) & (arr[:, 0] >= u_emin + 0.35 * spanu) & (arr[:, 0] <= u_rim - 1.0)
+    if fit.sum() < 4:
+        fit = ok & (idx <= i_end)
+    plateau = fit_line_robust(xy[fit], inlier_tol=1.0)
+    dd = plateau.direction if plateau.direction @ d >= 0 else -plateau.direction
+    if abs(dd @ d) < np.cos(np.deg2rad(25)):
+        notes.append("cartilage plateau line disagrees with the mask; mask direction kept")
+        dd = d
+    plateau = Line(plateau.point, dd, plateau.rms_mm, plateau.n_inliers)
+    near = ok & (idx <= i_end) & (arr[:, 0] >= u_rim - 6.0) & (arr[:, 0] <= u_rim - 0.5)
+    rim_line = Line(plateau.point, dd.copy(), plateau.rms_mm, plateau.n_inliers)
+    if near.sum() >= 4:
+        rl = fit_line_robust(xy[near], inlier_tol=0.4)
+        rdir = rl.direction if rl.direction @ dd >= 0 else -rl.direction
+        if abs(rdir @ dd) >= np.cos(np.deg2rad(30)):
+            rim_line = Line(rl.point, rdir, rl.rms_mm, rl.n_inliers)
+    n2 = up_normal_of(dd)
+    rd = rim_line.direction
+    rim_pt = rim_line.point + ((xy[i_end] - rim_line.point) @ rd) * rd
+    # outer cortex below the rim: the dark cortex line between the (dark-grey) marrow and
+    # the soft tissue; its outer half-way crossing is the bone surface
+    uc = np.arange(-8.0, 5.0 + 1e-9, 0.05)
+    cpts = []
+    for depth in np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5):
+        base = rim_pt - depth * n2
+        acc = 0.0
+        for o in (-0.8, -0.4, 0.0, 0.4, 0.8):
+            b = base + o * n2
+            acc = acc + sample_mm(image, b[0] + uc * dd[0], b[1] + uc * dd[1], **kw)
+        p = ndi.gaussian_filter1d(acc / 5.0, 0.25 / 0.05)
+        bone = float(np.median(p[uc <= -5.0]))
+        w = np.nonzero((uc >= -5.0) & (uc <= 2.0))[0]
+        i_min = int(w[np.argmin(p[w])])
+        p_min = float(p[i_min])
+        j_end = min(len(p), i_min + int(1.5 / 0.05) + 1)
+        p_out = float(p[i_min:j_end].max())
+        if bone - p_min < 0.02 or p_out - p_min < 0.04:
+            continue
+        x = subpixel_crossing(p, level=0.5 * (p_min + p_out), start=i_min, direction=1)
+        if x is not None:
+            cpts.append(base + (uc[0] + x * 0.05) * dd)
+    cortex = None
+    margin = rim_pt
+    if len(cpts) >= 6:
+        cortex = fit_cortex_line(np.asarray(cpts), outward=dd)
+        cdir = cortex.direction if cortex.direction @ n2 <= 0 else -cortex.direction
+        cortex = Line(cortex.point, cdir, cortex.rms_mm, cortex.n_inliers)
+        if abs(cdir @ dd) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts):
+            notes.append("outer cortex line implausible; rim of the cartilage surface used")
+            cortex = None
+        else:
+            try:
+                margin = np.array(intersect_lines(rim_line.point, rim_line.direction,
+                                                  cortex.point, cortex.direction))
+            except ValueError:
+                cortex = None
+            if cortex is not None and np.linalg.norm(margin - rim_pt) > 4.0:
+                notes.append("cortex/plateau intersection far from the cartilage rim; rim used")
+                margin = rim_pt
+                cortex = None
+    else:
+        notes.append("outer cortex not traced; rim of the cartilage surface used")
+    return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, 0.0)
