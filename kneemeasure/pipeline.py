@@ -239,7 +239,7 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
     KneeMeasureError
         When the series cannot be measured at all (the message says why and the fix).
     """
-    from kneemeasure.detect import detect_landmarks, infer_fibula_side, select_reference_slice
+    from kneemeasure.detect import infer_fibula_side, select_reference_slice
     from kneemeasure.detect.coarse import analyse_knee
     from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign, slice_normal
 
@@ -320,21 +320,28 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
         slice_conf = float(choice.confidence)
     else:
         index, body, slice_conf = forced, [forced], 1.0
-    frame = series.frames[index]
-    image = volume[index]
-
     rows: list[Measurement] = []
     for side in options.sides():
         outer = medial_sign if side == "medial" else -medial_sign
         m = _base_row(series, options, side)
         m.laterality, m.laterality_source = laterality, lat_source
         m.medial_image_side = _image_side(medial_sign)
+        m.method = "auto"
+        side_index, lm = _detect_reference(
+            volume,
+            index,
+            neighbours=[] if forced is not None else body,
+            row_spacing_mm=rs,
+            col_spacing_mm=cs,
+            outer_col_sign=outer,
+            side=side,
+            threshold=options.confidence_threshold,
+            series=series,
+        )
+        frame = series.frames[side_index]
+        image = volume[side_index]
         m.sop_instance_uid = frame.sop_instance_uid
         m.instance_number = frame.instance_number
-        m.method = "auto"
-        lm = detect_landmarks(
-            image, row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=outer, side=side
-        )
         if slice_conf < 1.0:
             lm.confidence = float(lm.confidence) * (0.6 + 0.4 * slice_conf)
         if lat_source == "anatomy":
@@ -349,11 +356,70 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
                 body,
                 side=side,
                 outer=outer,
-                reference_index=index,
+                reference_index=side_index,
                 confidence_threshold=options.confidence_threshold,
             )
         rows.append(m)
     return rows
+
+
+def _detect_reference(
+    volume: np.ndarray,
+    index: int,
+    *,
+    neighbours: Sequence[int],
+    row_spacing_mm: float,
+    col_spacing_mm: float,
+    outer_col_sign: int,
+    side: str,
+    threshold: float,
+    series: Series,
+) -> tuple[int, Landmarks]:
+    """Landmarks on the spine-apex slice, or on a neighbour when the apex slice is unsure.
+
+    Slices are 3-4 mm apart, so the neighbouring slices still show the meniscal
+    body next to the eminence. When detection on the chosen slice fails or its
+    confidence is below ``threshold``, the two neighbours (if they are body
+    slices) are tried and the most confident result is kept, with a note saying
+    so; a forced slice (``--slice``) passes no neighbours and is never moved.
+    """
+    from kneemeasure.detect import detect_landmarks
+
+    def detect(i: int) -> Landmarks:
+        return detect_landmarks(
+            volume[i],
+            row_spacing_mm=row_spacing_mm,
+            col_spacing_mm=col_spacing_mm,
+            outer_col_sign=outer_col_sign,
+            side=side,
+        )
+
+    try:
+        best: tuple[int, Landmarks] | None = (index, detect(index))
+        first_error: KneeMeasureError | None = None
+    except KneeMeasureError as exc:
+        best, first_error = None, exc
+    if best is not None and (best[1].confidence >= threshold or not neighbours):
+        return best
+    if best is None and not neighbours:
+        raise first_error
+    for j in (index - 1, index + 1):
+        if j not in neighbours or not 0 <= j < volume.shape[0]:
+            continue
+        try:
+            lm = detect(j)
+        except KneeMeasureError:
+            continue
+        if best is None or lm.confidence > best[1].confidence:
+            best = (j, lm)
+    if best is None:
+        raise first_error
+    if best[0] != index:
+        apex = series.frames[index].instance_number
+        best[1].notes.append(
+            f"spine-apex slice (instance {apex}) was uncertain; measured its neighbour"
+        )
+    return best
 
 
 def profile_indices(
