@@ -748,6 +748,9 @@ def run_measure(
                     "slices": s.n_slices,
                     "status": ",".join(sorted({m.status for m in rows})),
                     "error": "; ".join(m.error for m in rows if m.status == "error"),
+                    "notes": sorted(
+                        {n for m in rows if m.landmarks is not None for n in m.landmarks.notes}
+                    ),
                     "seconds": round(time.perf_counter() - t1, 3),
                 }
             )
