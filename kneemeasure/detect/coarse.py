@@ -307,6 +307,160 @@ def _bone_pair(norm: np.ndarray, polarity: int) -> tuple[np.ndarray, np.ndarray]
     return best[1], best[2]
 
 
+def _ridge(img: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Dark-line strength: the larger Hessian eigenvalue (>= 0), scale-normalised."""
+    hrr = ndi.gaussian_filter(img, sigma_px, order=(2, 0))
+    hcc = ndi.gaussian_filter(img, sigma_px, order=(0, 2))
+    hrc = ndi.gaussian_filter(img, sigma_px, order=(1, 1))
+    lam = 0.5 * (hrr + hcc) + np.sqrt(0.25 * (hrr - hcc) ** 2 + hrc**2)
+    return np.maximum(lam, 0.0) * sigma_px**2
+
+
+def _joint_bands(sm: np.ndarray, body: np.ndarray, step: float) -> tuple | None:
+    """The two bright cartilage/fluid bands of the joint (dark-marrow contrasts).
+
+    Returns ``(lab, left, right)``: the label image and the labels of the band on the
+    lower-column side and on the higher-column side, or None.
+    """
+    vals = sm[body]
+    if vals.size < 100:
+        return None
+    thr = max(threshold_otsu(vals), 0.5 * float(np.percentile(vals, 99.5)))
+    bright = (sm > thr) & body
+    lab, n = ndi.label(bright)
+    cands = []
+    for k, sl_ in enumerate(ndi.find_objects(lab), start=1):
+        if sl_ is None:
+            continue
+        h = (sl_[0].stop - sl_[0].start) * step
+        w = (sl_[1].stop - sl_[1].start) * step
+        if w < 8.0 or h > 35.0 or w < 0.8 * h:
+            continue
+        m = lab[sl_] == k
+        per_row = m.sum(axis=1)
+        core = sl_[0].start + int(np.argmax(per_row))
+        if per_row.max() * step < 6.0:
+            continue
+        cands.append((k, sl_[1].start, sl_[1].stop, core, int(m.sum())))
+    best = None
+    for a in cands:
+        for b in cands:
+            if a[1] >= b[1]:
+                continue
+            gap = (b[1] - a[2]) * step
+            if not 2.0 <= gap <= 40.0 or abs(a[3] - b[3]) * step > 12.0:
+                continue
+            score = min(a[4], b[4])
+            if best is None or score > best[0]:
+                best = (score, a, b)
+    if best is None:
+        return None
+    return lab, best[1], best[2]
+
+
+def _trace_notch(cost: np.ndarray, r_start: int, r_end: int, max_jump: int) -> np.ndarray:
+    """Cheapest row path over the columns of ``cost`` from ``r_start`` to ``r_end``."""
+    h, w = cost.shape
+    big = 1e9
+    acc = np.full((h, w), big)
+    back = np.zeros((h, w), int)
+    acc[r_start, 0] = cost[r_start, 0]
+    for c in range(1, w):
+        prev = acc[:, c - 1]
+        best = np.full(h, big)
+        arg = np.zeros(h, int)
+        for d in range(-max_jump, max_jump + 1):
+            shifted = np.full(h, big)
+            if d >= 0:
+                shifted[d:] = prev[: h - d] + 0.02 * abs(d)
+            else:
+                shifted[:d] = prev[-d:] + 0.02 * abs(d)
+            better = shifted < best
+            best[better] = shifted[better]
+            arg[better] = (np.arange(h) - d)[better]
+        acc[:, c] = best + cost[:, c]
+        back[:, c] = arg
+    path = np.zeros(w, int)
+    path[-1] = r_end
+    for c in range(w - 1, 0, -1):
+        path[c - 1] = back[path[c], c]
+    return path
+
+
+def _dark_marrow_pair(norm: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Femur and tibia masks for fat-suppressed contrasts, anchored on the joint bands.
+
+    Dark marrow and suppressed fat look alike there; the bright cartilage/fluid bands
+    of the two compartments are the anchor instead. Under each band the tibial surface
+    is the band's lower edge, the femoral surface its upper edge; between the bands
+    (the intercondylar notch) the tibial surface is the dark cortex line, traced as the
+    cheapest path over a dark-ridge map from one band's inner end to the other's
+    (rows from 14 mm above to 3 mm below the bands). The masks are the 20 mm of bone
+    below / above these surfaces over the joint's columns.
+    """
+    sm = ndi.gaussian_filter(norm, 0.5)
+    body = _body_mask(sm)
+    if body.sum() < 400:
+        return None
+    found = _joint_bands(sm, body, step)
+    if found is None:
+        return None
+    lab, a, b = found
+    h, w = sm.shape
+    top = np.full(w, -1)
+    bot = np.full(w, -1)
+    for k, core in ((a[0], a[3]), (b[0], b[3])):
+        m = lab == k
+        lo, hi = max(core - int(15 / step), 0), min(core + int(15 / step), h)
+        m[:lo] = False
+        m[hi:] = False
+        has = m.any(axis=0)
+        top[has] = np.argmax(m, axis=0)[has]
+        bot[has] = (h - 1 - np.argmax(m[::-1], axis=0))[has] + 1
+    c0, c1 = a[2] - 1, b[1]
+    while c0 > a[1] and bot[c0] < 0:
+        c0 -= 1
+    while c1 < b[2] - 1 and bot[c1] < 0:
+        c1 += 1
+    r0, r1 = int(bot[c0]), int(bot[c1])
+    if r0 < 0 or r1 < 0:
+        return None
+    lo = max(min(r0, r1) - int(round(14.0 / step)), 0)
+    hi = min(max(r0, r1) + int(round(3.0 / step)) + 1, h)
+    ridge = _ridge(norm[lo:hi, c0 : c1 + 1], 1.0 / step)
+    scale = float(np.percentile(ridge, 95)) + 1e-6
+    cost = -np.clip(ridge / scale, 0.0, 2.0)
+    # the tibial surface has marrow below it: penalise rows whose next 1.5-4.5 mm are
+    # brighter than the marrow under the bands (the notch contents, fat on DESS)
+    k0, k1 = max(1, int(round(1.5 / step))), max(2, int(round(4.5 / step)))
+    under = []
+    for c, r in ((c0, r0), (c1, r1)):
+        under.append(sm[r + k0 : r + k1 + int(round(6 / step)), max(c - 3, 0) : c + 4].ravel())
+    under = np.concatenate(under)
+    if under.size >= 10:
+        marrow = float(np.median(under))
+        spread = 1.4826 * float(np.median(np.abs(under - marrow))) + 0.02
+        pad = np.pad(sm[:, c0 : c1 + 1], ((0, k1 + 1), (0, 0)), mode="edge")
+        csum = np.cumsum(np.vstack([np.zeros((1, pad.shape[1])), pad]), axis=0)
+        rows = np.arange(lo, hi)
+        below = (csum[rows + k1] - csum[rows + k0]) / (k1 - k0)
+        cost = cost + 0.5 * np.clip((below - marrow) / (2.0 * spread), 0.0, 2.0)
+    path = _trace_notch(cost, r0 - lo, r1 - lo, max(1, int(round(3.0 / step)))) + lo
+    surf = bot.copy()
+    surf[c0 : c1 + 1] = path
+    surf[c0 + 1 : c1] = path[1:-1]
+    cols = np.arange(a[1], b[2])
+    cols = cols[surf[cols] >= 0]
+    depth = int(round(20.0 / step))
+    rr = np.arange(h)[:, None]
+    tib = np.zeros((h, w), bool)
+    tib[:, cols] = (rr >= surf[cols][None, :]) & (rr < surf[cols][None, :] + depth)
+    fcols = np.nonzero(top >= 0)[0]
+    fem = np.zeros((h, w), bool)
+    fem[:, fcols] = (rr < top[fcols][None, :]) & (rr >= top[fcols][None, :] - depth)
+    return fem & body, tib & body
+
+
 def _fit_line(cols: np.ndarray, rows: np.ndarray) -> tuple[float, float] | None:
     """Robust ``row = a + b * col`` (least squares, then refit on residuals < 1.5 mm)."""
     if cols.size < 4:
@@ -420,7 +574,8 @@ def analyse_knee(
         if prev is not None and prev.femur is not None:
             pair = (prev.femur, prev.tibia)
         else:
-            pair = _bone_pair(norm[i], polarity)
+            pair = (_bone_pair(norm[i], polarity) if polarity > 0
+                    else _dark_marrow_pair(norm[i], step_mm))
         if pair is None:
             continue
         slices[i] = _measure_slice(norm[i], pair[0], pair[1], medial_col_sign, step_mm)
