@@ -20,6 +20,10 @@ from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from kneemeasure.errors import DetectionError, UsageError
 
+# notch trace weights: marrow-below penalty and per-pixel row jump (ridge term in 0..2)
+_W_BELOW = 1.0
+_W_JUMP = 0.02
+
 __all__ = ["CoarseKnee", "CoarseSlice", "analyse_knee", "downsample_volume"]
 
 
@@ -372,9 +376,9 @@ def _trace_notch(cost: np.ndarray, r_start: int, r_end: int, max_jump: int) -> n
         for d in range(-max_jump, max_jump + 1):
             shifted = np.full(h, big)
             if d >= 0:
-                shifted[d:] = prev[: h - d] + 0.02 * abs(d)
+                shifted[d:] = prev[: h - d] + _W_JUMP * abs(d)
             else:
-                shifted[:d] = prev[-d:] + 0.02 * abs(d)
+                shifted[:d] = prev[-d:] + _W_JUMP * abs(d)
             better = shifted < best
             best[better] = shifted[better]
             arg[better] = (np.arange(h) - d)[better]
@@ -444,7 +448,7 @@ def _dark_marrow_pair(norm: np.ndarray, step: float) -> tuple[np.ndarray, np.nda
         csum = np.cumsum(np.vstack([np.zeros((1, pad.shape[1])), pad]), axis=0)
         rows = np.arange(lo, hi)
         below = (csum[rows + k1] - csum[rows + k0]) / (k1 - k0)
-        cost = cost + 0.5 * np.clip((below - marrow) / (2.0 * spread), 0.0, 2.0)
+        cost = cost + _W_BELOW * np.clip((below - marrow) / (2.0 * spread), 0.0, 2.0)
     path = _trace_notch(cost, r0 - lo, r1 - lo, max(1, int(round(3.0 / step)))) + lo
     surf = bot.copy()
     surf[c0 : c1 + 1] = path
