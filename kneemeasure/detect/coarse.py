@@ -24,7 +24,7 @@ from kneemeasure.errors import DetectionError, UsageError
 _W_BELOW = 1.0
 _W_JUMP = 0.02
 
-__all__ = ["CoarseKnee", "CoarseSlice", "analyse_knee", "downsample_volume"]
+__all__ = ["CoarseKnee", "CoarseSlice", "analyse_knee", "downsample_volume", "plane_subset"]
 
 
 @dataclass
@@ -83,6 +83,8 @@ class CoarseKnee:
         Medial direction used for the eminence/meniscus measures (None: not measured).
     row_spacing_mm, col_spacing_mm : float
         Spacing of the original slices.
+    planes : list of int or None
+        The planes the pass analysed on a thin-plane series (None: every plane).
     """
 
     iso: np.ndarray
@@ -92,6 +94,7 @@ class CoarseKnee:
     medial_col_sign: int | None
     row_spacing_mm: float
     col_spacing_mm: float
+    planes: list[int] | None = None
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -540,6 +543,8 @@ def analyse_knee(
     indices: list[int] | None = None,
     step_mm: float = 1.0,
     previous: CoarseKnee | None = None,
+    slice_spacing_mm: float | None = None,
+    plane_step_mm: float = 2.0,
 ) -> CoarseKnee:
     """Segment the femur/tibia on every (or the given) slice of a coronal series at 1 mm.
 
@@ -558,20 +563,42 @@ def analyse_knee(
         Grid of the coarse pass (mm).
     previous : CoarseKnee, optional, keyword-only
         A result for the same volume: its resampled volume and bone masks are reused.
+    slice_spacing_mm : float, optional, keyword-only
+        Distance between slice centres (mm). When it is below ``0.75 * plane_step_mm``
+        (thin planes, e.g. a reformatted 3D sagittal series) only every k-th plane is
+        analysed, ``k = round(plane_step_mm / slice_spacing_mm)``, always including
+        the middle plane; the others stay ``ok=False`` and ``planes`` lists the analysed.
+    plane_step_mm : float, keyword-only
+        Target distance between analysed planes for thin-plane series (mm).
 
     Returns
     -------
     CoarseKnee
     """
+    vol = np.asarray(volume)
+    if vol.ndim == 2:
+        vol = vol[None]
+    n = vol.shape[0]
+    planes = plane_subset(n, slice_spacing_mm=slice_spacing_mm, plane_step_mm=plane_step_mm)
+    if previous is not None and previous.planes is not None:
+        planes = previous.planes
+    todo = list(range(n)) if indices is None else sorted(set(int(i) for i in indices))
+    if planes is not None:
+        keep = set(planes)
+        todo = [i for i in todo if i in keep]
     if previous is not None and previous.step_mm == step_mm:
         norm, polarity = previous.iso, previous.polarity
-    else:
-        iso = downsample_volume(volume, row_spacing_mm=row_spacing_mm,
+    elif planes is None:
+        iso = downsample_volume(vol, row_spacing_mm=row_spacing_mm,
                                 col_spacing_mm=col_spacing_mm, step_mm=step_mm)
         norm = _normalise_volume(iso)
         polarity = _polarity(norm)
-    n = norm.shape[0]
-    todo = range(n) if indices is None else sorted(set(int(i) for i in indices))
+    else:  # thin planes: resample only the analysed ones
+        sub = _normalise_volume(downsample_volume(vol[planes], row_spacing_mm=row_spacing_mm,
+                                                  col_spacing_mm=col_spacing_mm, step_mm=step_mm))
+        polarity = _polarity(sub)
+        norm = np.zeros((n,) + sub.shape[1:], np.float32)
+        norm[planes] = sub
     slices = [CoarseSlice() for _ in range(n)]
     for i in todo:
         prev = previous.slices[i] if previous is not None else None
@@ -584,4 +611,33 @@ def analyse_knee(
             continue
         slices[i] = _measure_slice(norm[i], pair[0], pair[1], medial_col_sign, step_mm)
     return CoarseKnee(norm, step_mm, polarity, slices, medial_col_sign, row_spacing_mm,
-                      col_spacing_mm)
+                      col_spacing_mm, planes)
+
+
+def plane_subset(
+    n_planes: int, *, slice_spacing_mm: float | None, plane_step_mm: float = 2.0
+) -> list[int] | None:
+    """Planes analysed by the coarse pass of a thin-plane series (None: all of them).
+
+    Parameters
+    ----------
+    n_planes : int
+    slice_spacing_mm : float or None, keyword-only
+        Distance between plane centres (mm); None or <= 0 analyses all planes.
+    plane_step_mm : float, keyword-only
+        Target distance between analysed planes (mm).
+
+    Returns
+    -------
+    list of int or None
+        Every k-th plane, ``k = round(plane_step_mm / slice_spacing_mm)``, aligned so
+        that the middle plane ``n_planes // 2`` is included; None when ``k`` is 1.
+    """
+    if not slice_spacing_mm or not np.isfinite(slice_spacing_mm) or slice_spacing_mm <= 0:
+        return None
+    if slice_spacing_mm >= 0.75 * plane_step_mm:
+        return None
+    k = max(1, int(round(plane_step_mm / slice_spacing_mm)))
+    if k == 1:
+        return None
+    return list(range((n_planes // 2) % k, n_planes, k))

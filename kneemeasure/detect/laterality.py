@@ -19,7 +19,7 @@ from kneemeasure.detect.coarse import (
 __all__ = ["infer_fibula_side"]
 
 
-_RING_RADII_MM = (4.0, 5.5, 7.0, 8.5, 10.0, 11.5, 13.0)
+_RING_RADII_MM = (5.5, 7.0, 8.5, 10.0, 11.5, 13.0)
 _SEARCH_BELOW_MM = (8.0, 40.0)  # head centre below the plateau
 _SEARCH_SIDE_MM = 15.0  # head centre within this of the tibia's outer column
 
@@ -76,8 +76,15 @@ def _ring_side_scores(
         m = int(round(14.0 / step))
         ch = int(round((_SEARCH_BELOW_MM[1] - _SEARCH_BELOW_MM[0]) / step))
         cw = int(round(2 * _SEARCH_SIDE_MM / step))
-        win = score[:, m : m + ch + 1, m : m + cw + 1]
-        out[side] = float(win.max()) if win.size else 0.0
+        win = score[:, m : m + ch + 1, m : m + cw + 1].copy()
+        # the head lies wholly below the plateau: its top at least 4 mm under it
+        for k, r_mm in enumerate(_RING_RADII_MM):
+            first = int(np.ceil((r_mm + 4.0 - _SEARCH_BELOW_MM[0]) / step))
+            win[k, : max(first, 0)] = -np.inf
+        out[side] = max(float(win.max()), 0.0) if win.size else 0.0
+        if _DEBUG is not None and win.size:
+            k, rr_, cc_ = np.unravel_index(int(np.argmax(win)), win.shape)
+            _DEBUG.append((side, r0 + m + rr_, c0 + m + cc_, _RING_RADII_MM[k]))
     return out
 
 
@@ -88,6 +95,7 @@ def infer_fibula_side(
     col_spacing_mm: float,
     posterior_sign: int | None = None,
     coarse: CoarseKnee | None = None,
+    slice_spacing_mm: float | None = None,
 ) -> tuple[int, float]:
     """Column side of the fibular head (the lateral side of the knee).
 
@@ -102,6 +110,9 @@ def infer_fibula_side(
         -1 when anterior; only the posterior half is then searched. None: all slices.
     coarse : CoarseKnee, optional, keyword-only
         A coarse pass of the same volume to reuse (bone masks on the 1 mm grid).
+    slice_spacing_mm : float, optional, keyword-only
+        Distance between slice centres (mm); thin planes are then subsampled to about
+        2 mm (see :func:`~kneemeasure.detect.coarse.analyse_knee`).
 
     Returns
     -------
@@ -131,7 +142,7 @@ def infer_fibula_side(
         half = list(range(n))
     if coarse is None or len(coarse.slices) != n:
         coarse = analyse_knee(vol, row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
-                              indices=half)
+                              indices=half, slice_spacing_mm=slice_spacing_mm)
     if coarse.polarity < 0:
         return _ring_vote(vol, coarse, half, row_spacing_mm, col_spacing_mm)
     votes = {1: 0.0, -1: 0.0}
@@ -191,8 +202,9 @@ def infer_fibula_side(
 
 
 _FINE_MM = 0.5
-_RING_MIN = float(__import__("os").environ.get("RMIN", "0.3"))
-_RING_DIFF = float(__import__("os").environ.get("RDIFF", "0.08"))
+_DEBUG = None
+_RING_MIN = 0.3  # best ring score (ridge in units of its 95th percentile)
+_RING_DIFF = 0.08  # side difference that counts as a vote
 
 
 def _ring_vote(
