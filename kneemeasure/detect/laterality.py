@@ -82,9 +82,6 @@ def _ring_side_scores(
             first = int(np.ceil((r_mm + 4.0 - _SEARCH_BELOW_MM[0]) / step))
             win[k, : max(first, 0)] = -np.inf
         out[side] = max(float(win.max()), 0.0) if win.size else 0.0
-        if _DEBUG is not None and win.size:
-            k, rr_, cc_ = np.unravel_index(int(np.argmax(win)), win.shape)
-            _DEBUG.append((side, r0 + m + rr_, c0 + m + cc_, _RING_RADII_MM[k]))
     return out
 
 
@@ -202,7 +199,6 @@ def infer_fibula_side(
 
 
 _FINE_MM = 0.5
-_DEBUG = None
 _RING_MIN = 0.3  # best ring score (ridge in units of its 95th percentile)
 _RING_DIFF = 0.08  # side difference that counts as a vote
 
@@ -220,10 +216,12 @@ def _ring_vote(
     fc_f = max(1, int(fine / col_spacing_mm + 1e-6))
 
     def to_fine_row(r: float) -> float:
-        return ((r * step / row_spacing_mm + (fr_c - 1) / 2) - (fr_f - 1) / 2) * row_spacing_mm / fine
+        orig = r * step / row_spacing_mm + (fr_c - 1) / 2
+        return (orig - (fr_f - 1) / 2) * row_spacing_mm / fine
 
     def to_fine_col(c: float) -> float:
-        return ((c * step / col_spacing_mm + (fc_c - 1) / 2) - (fc_f - 1) / 2) * col_spacing_mm / fine
+        orig = c * step / col_spacing_mm + (fc_c - 1) / 2
+        return (orig - (fc_f - 1) / 2) * col_spacing_mm / fine
 
     kernels = _ring_kernels(_crop_shape(fine), fine)
     votes = {1: 0.0, -1: 0.0}
@@ -234,7 +232,8 @@ def _ring_vote(
             continue
         img = downsample_volume(vol[i : i + 1], row_spacing_mm=row_spacing_mm,
                                 col_spacing_mm=col_spacing_mm, step_mm=fine)[0]
-        body = _body_mask(ndi.gaussian_filter(img / max(float(np.percentile(img, 99.5)), 1e-6), 1.0))
+        scaled = img / max(float(np.percentile(img, 99.5)), 1e-6)
+        body = _body_mask(ndi.gaussian_filter(scaled, 1.0))
         if body.sum() < 100:
             continue
         ridge = _ridge(img, 0.5 / fine)
