@@ -225,6 +225,7 @@ def _ring_vote(
 
     kernels = _ring_kernels(_crop_shape(fine), fine)
     votes = {1: 0.0, -1: 0.0}
+    count = {1: 0, -1: 0}
     n_used = 0
     for i in slices:
         cs = coarse.slices[i]
@@ -246,12 +247,15 @@ def _ring_vote(
         d = sc[1] - sc[-1]
         if max(sc.values()) >= _RING_MIN and abs(d) >= _RING_DIFF:
             votes[1 if d > 0 else -1] += abs(d)
+            count[1 if d > 0 else -1] += 1
     total = votes[1] + votes[-1]
     if total <= 0:
         return 0, 0.0
     side = 1 if votes[1] >= votes[-1] else -1
     margin = abs(votes[1] - votes[-1]) / total
     conf = margin * min(1.0, total / 0.6)
+    if count[side] - count[-side] < 2:  # a head shows on several posterior slices
+        conf *= 0.5
     if conf < 0.2:
         return 0, float(conf)
     return side, float(np.clip(conf, 0.0, 1.0))
