@@ -286,7 +286,9 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
     coarse = None
     laterality, lat_source = _resolve_laterality(series, options)
     if laterality is None:
-        coarse = analyse_knee(volume, row_spacing_mm=rs, col_spacing_mm=cs)
+        # thin planes (reformatted 3D) are analysed about every 2 mm
+        coarse = analyse_knee(volume, row_spacing_mm=rs, col_spacing_mm=cs,
+                              slice_spacing_mm=slice_spacing)
         fib_sign, fib_conf = infer_fibula_side(
             volume, row_spacing_mm=rs, col_spacing_mm=cs, posterior_sign=posterior, coarse=coarse
         )

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kneemeasure.detect.coarse import analyse_knee, downsample_volume
+from kneemeasure.detect.coarse import analyse_knee, downsample_volume, plane_subset
 from kneemeasure.detect.laterality import infer_fibula_side
 from kneemeasure.detect.slice_select import select_reference_slice
-from kneemeasure.phantom import SAMPLE_SPECS, make_volume
+from kneemeasure.phantom import SAMPLE_SPECS, PhantomSpec, make_volume
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 SPECS = {s.name: s for s, _ in SAMPLE_SPECS}
@@ -28,7 +28,7 @@ def test_downsample_block_mean_and_grid():
 
 @pytest.mark.parametrize(
     "name", ["r_pd_iso_mme1p5", "l_t1_aniso_mme3p8", "r_t1_slope_j2k_mme2p6",
-             "r_dess_flip_mme7p0", "l_pd_nolat_rev_mme-0p8"],
+             "r_dess_flip_mme7p0", "l_pd_nolat_rev_mme-0p8", "r_pdfs_rle_mme5p0"],
 )
 def test_phantom_slice_choice_and_body(name):
     spec = SPECS[name]
@@ -87,3 +87,46 @@ def test_real_t1_slice_and_fibula():
                                 slice_spacing_mm=3.8, coarse=coarse)
     inst = series.frames[ch.index].instance_number
     assert 9 <= inst <= 14, inst
+
+
+def test_plane_subset_every_kth_with_middle():
+    assert plane_subset(12, slice_spacing_mm=3.5) is None
+    assert plane_subset(12, slice_spacing_mm=None) is None
+    p = plane_subset(100, slice_spacing_mm=0.5, plane_step_mm=2.0)
+    assert p[1] - p[0] == 4 and 50 in p and p[0] < 4 and p[-1] > 95
+
+
+# dark-marrow contrasts (fat-suppressed PD, DESS): marrow and suppressed fat look alike,
+# the joint bands anchor the pass; exact slice on these (the previous pass missed them)
+@pytest.mark.parametrize(
+    "contrast,seed,ref_offset",
+    [("pdfs", 5018, 0), ("pdfs", 5006, 1), ("dess", 5043, -1), ("dess", 5003, 0)],
+)
+def test_dark_marrow_phantom_slice_exact(contrast, seed, ref_offset):
+    spec = PhantomSpec(contrast=contrast, rows=200, cols=200, row_spacing_mm=0.6,
+                       col_spacing_mm=0.6, n_slices=13, slice_spacing_mm=3.5, noise=0.04,
+                       ref_offset=ref_offset, seed=seed)
+    vol, t = make_volume(spec)
+    ch = select_reference_slice(vol, row_spacing_mm=0.6, col_spacing_mm=0.6,
+                                medial_col_sign=t.medial_col_sign, slice_spacing_mm=3.5)
+    assert abs(ch.index - t.ref_index) <= 1, (ch.index, t.ref_index, ch.scores)
+    assert np.nanmax(ch.scores) > 3.0
+
+
+def test_thin_planes_subsampled_and_mapped_back():
+    """Each phantom slice repeated 7x (0.5 mm planes): the pass analyses ~2 mm apart and
+    the chosen plane lies in the block of the truth slice (or a neighbouring block)."""
+    spec = SPECS["r_pd_iso_mme1p5"]
+    vol, t = make_volume(spec)
+    thin = np.repeat(vol, 7, axis=0)
+    coarse = analyse_knee(thin, row_spacing_mm=0.625, col_spacing_mm=0.625,
+                          slice_spacing_mm=0.5)
+    assert coarse.planes is not None and len(coarse.planes) == len(range(0, thin.shape[0], 4))
+    analysed = {i for i, s in enumerate(coarse.slices) if s.ok}
+    assert analysed and analysed <= set(coarse.planes)
+    ch = select_reference_slice(thin, row_spacing_mm=0.625, col_spacing_mm=0.625,
+                                medial_col_sign=t.medial_col_sign, slice_spacing_mm=0.5,
+                                coarse=coarse)
+    assert abs(ch.index // 7 - t.ref_index) <= 1, (ch.index, t.ref_index)
+    assert ch.scores.shape == (thin.shape[0],)
+    assert ch.body_indices == list(range(ch.body_indices[0], ch.body_indices[-1] + 1))

@@ -20,7 +20,11 @@ from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from kneemeasure.errors import DetectionError, UsageError
 
-__all__ = ["CoarseKnee", "CoarseSlice", "analyse_knee", "downsample_volume"]
+# notch trace weights: marrow-below penalty and per-pixel row jump (ridge term in 0..2)
+_W_BELOW = 1.0
+_W_JUMP = 0.02
+
+__all__ = ["CoarseKnee", "CoarseSlice", "analyse_knee", "downsample_volume", "plane_subset"]
 
 
 @dataclass
@@ -79,6 +83,8 @@ class CoarseKnee:
         Medial direction used for the eminence/meniscus measures (None: not measured).
     row_spacing_mm, col_spacing_mm : float
         Spacing of the original slices.
+    planes : list of int or None
+        The planes the pass analysed on a thin-plane series (None: every plane).
     """
 
     iso: np.ndarray
@@ -88,6 +94,7 @@ class CoarseKnee:
     medial_col_sign: int | None
     row_spacing_mm: float
     col_spacing_mm: float
+    planes: list[int] | None = None
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -307,6 +314,160 @@ def _bone_pair(norm: np.ndarray, polarity: int) -> tuple[np.ndarray, np.ndarray]
     return best[1], best[2]
 
 
+def _ridge(img: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Dark-line strength: the larger Hessian eigenvalue (>= 0), scale-normalised."""
+    hrr = ndi.gaussian_filter(img, sigma_px, order=(2, 0))
+    hcc = ndi.gaussian_filter(img, sigma_px, order=(0, 2))
+    hrc = ndi.gaussian_filter(img, sigma_px, order=(1, 1))
+    lam = 0.5 * (hrr + hcc) + np.sqrt(0.25 * (hrr - hcc) ** 2 + hrc**2)
+    return np.maximum(lam, 0.0) * sigma_px**2
+
+
+def _joint_bands(sm: np.ndarray, body: np.ndarray, step: float) -> tuple | None:
+    """The two bright cartilage/fluid bands of the joint (dark-marrow contrasts).
+
+    Returns ``(lab, left, right)``: the label image and the labels of the band on the
+    lower-column side and on the higher-column side, or None.
+    """
+    vals = sm[body]
+    if vals.size < 100:
+        return None
+    thr = max(threshold_otsu(vals), 0.5 * float(np.percentile(vals, 99.5)))
+    bright = (sm > thr) & body
+    lab, n = ndi.label(bright)
+    cands = []
+    for k, sl_ in enumerate(ndi.find_objects(lab), start=1):
+        if sl_ is None:
+            continue
+        h = (sl_[0].stop - sl_[0].start) * step
+        w = (sl_[1].stop - sl_[1].start) * step
+        if w < 8.0 or h > 35.0 or w < 0.8 * h:
+            continue
+        m = lab[sl_] == k
+        per_row = m.sum(axis=1)
+        core = sl_[0].start + int(np.argmax(per_row))
+        if per_row.max() * step < 6.0:
+            continue
+        cands.append((k, sl_[1].start, sl_[1].stop, core, int(m.sum())))
+    best = None
+    for a in cands:
+        for b in cands:
+            if a[1] >= b[1]:
+                continue
+            gap = (b[1] - a[2]) * step
+            if not 2.0 <= gap <= 40.0 or abs(a[3] - b[3]) * step > 12.0:
+                continue
+            score = min(a[4], b[4])
+            if best is None or score > best[0]:
+                best = (score, a, b)
+    if best is None:
+        return None
+    return lab, best[1], best[2]
+
+
+def _trace_notch(cost: np.ndarray, r_start: int, r_end: int, max_jump: int) -> np.ndarray:
+    """Cheapest row path over the columns of ``cost`` from ``r_start`` to ``r_end``."""
+    h, w = cost.shape
+    big = 1e9
+    acc = np.full((h, w), big)
+    back = np.zeros((h, w), int)
+    acc[r_start, 0] = cost[r_start, 0]
+    for c in range(1, w):
+        prev = acc[:, c - 1]
+        best = np.full(h, big)
+        arg = np.zeros(h, int)
+        for d in range(-max_jump, max_jump + 1):
+            shifted = np.full(h, big)
+            if d >= 0:
+                shifted[d:] = prev[: h - d] + _W_JUMP * abs(d)
+            else:
+                shifted[:d] = prev[-d:] + _W_JUMP * abs(d)
+            better = shifted < best
+            best[better] = shifted[better]
+            arg[better] = (np.arange(h) - d)[better]
+        acc[:, c] = best + cost[:, c]
+        back[:, c] = arg
+    path = np.zeros(w, int)
+    path[-1] = r_end
+    for c in range(w - 1, 0, -1):
+        path[c - 1] = back[path[c], c]
+    return path
+
+
+def _dark_marrow_pair(norm: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Femur and tibia masks for fat-suppressed contrasts, anchored on the joint bands.
+
+    Dark marrow and suppressed fat look alike there; the bright cartilage/fluid bands
+    of the two compartments are the anchor instead. Under each band the tibial surface
+    is the band's lower edge, the femoral surface its upper edge; between the bands
+    (the intercondylar notch) the tibial surface is the dark cortex line, traced as the
+    cheapest path over a dark-ridge map from one band's inner end to the other's
+    (rows from 14 mm above to 3 mm below the bands). The masks are the 20 mm of bone
+    below / above these surfaces over the joint's columns.
+    """
+    sm = ndi.gaussian_filter(norm, 0.5)
+    body = _body_mask(sm)
+    if body.sum() < 400:
+        return None
+    found = _joint_bands(sm, body, step)
+    if found is None:
+        return None
+    lab, a, b = found
+    h, w = sm.shape
+    top = np.full(w, -1)
+    bot = np.full(w, -1)
+    for k, core in ((a[0], a[3]), (b[0], b[3])):
+        m = lab == k
+        lo, hi = max(core - int(15 / step), 0), min(core + int(15 / step), h)
+        m[:lo] = False
+        m[hi:] = False
+        has = m.any(axis=0)
+        top[has] = np.argmax(m, axis=0)[has]
+        bot[has] = (h - 1 - np.argmax(m[::-1], axis=0))[has] + 1
+    c0, c1 = a[2] - 1, b[1]
+    while c0 > a[1] and bot[c0] < 0:
+        c0 -= 1
+    while c1 < b[2] - 1 and bot[c1] < 0:
+        c1 += 1
+    r0, r1 = int(bot[c0]), int(bot[c1])
+    if r0 < 0 or r1 < 0:
+        return None
+    lo = max(min(r0, r1) - int(round(14.0 / step)), 0)
+    hi = min(max(r0, r1) + int(round(3.0 / step)) + 1, h)
+    ridge = _ridge(norm[lo:hi, c0 : c1 + 1], 1.0 / step)
+    scale = float(np.percentile(ridge, 95)) + 1e-6
+    cost = -np.clip(ridge / scale, 0.0, 2.0)
+    # the tibial surface has marrow below it: penalise rows whose next 1.5-4.5 mm are
+    # brighter than the marrow under the bands (the notch contents, fat on DESS)
+    k0, k1 = max(1, int(round(1.5 / step))), max(2, int(round(4.5 / step)))
+    under = []
+    for c, r in ((c0, r0), (c1, r1)):
+        under.append(sm[r + k0 : r + k1 + int(round(6 / step)), max(c - 3, 0) : c + 4].ravel())
+    under = np.concatenate(under)
+    if under.size >= 10:
+        marrow = float(np.median(under))
+        spread = 1.4826 * float(np.median(np.abs(under - marrow))) + 0.02
+        pad = np.pad(sm[:, c0 : c1 + 1], ((0, k1 + 1), (0, 0)), mode="edge")
+        csum = np.cumsum(np.vstack([np.zeros((1, pad.shape[1])), pad]), axis=0)
+        rows = np.arange(lo, hi)
+        below = (csum[rows + k1] - csum[rows + k0]) / (k1 - k0)
+        cost = cost + _W_BELOW * np.clip((below - marrow) / (2.0 * spread), 0.0, 2.0)
+    path = _trace_notch(cost, r0 - lo, r1 - lo, max(1, int(round(3.0 / step)))) + lo
+    surf = bot.copy()
+    surf[c0 : c1 + 1] = path
+    surf[c0 + 1 : c1] = path[1:-1]
+    cols = np.arange(a[1], b[2])
+    cols = cols[surf[cols] >= 0]
+    depth = int(round(20.0 / step))
+    rr = np.arange(h)[:, None]
+    tib = np.zeros((h, w), bool)
+    tib[:, cols] = (rr >= surf[cols][None, :]) & (rr < surf[cols][None, :] + depth)
+    fcols = np.nonzero(top >= 0)[0]
+    fem = np.zeros((h, w), bool)
+    fem[:, fcols] = (rr < top[fcols][None, :]) & (rr >= top[fcols][None, :] - depth)
+    return fem & body, tib & body
+
+
 def _fit_line(cols: np.ndarray, rows: np.ndarray) -> tuple[float, float] | None:
     """Robust ``row = a + b * col`` (least squares, then refit on residuals < 1.5 mm)."""
     if cols.size < 4:
@@ -382,6 +543,8 @@ def analyse_knee(
     indices: list[int] | None = None,
     step_mm: float = 1.0,
     previous: CoarseKnee | None = None,
+    slice_spacing_mm: float | None = None,
+    plane_step_mm: float = 2.0,
 ) -> CoarseKnee:
     """Segment the femur/tibia on every (or the given) slice of a coronal series at 1 mm.
 
@@ -400,29 +563,81 @@ def analyse_knee(
         Grid of the coarse pass (mm).
     previous : CoarseKnee, optional, keyword-only
         A result for the same volume: its resampled volume and bone masks are reused.
+    slice_spacing_mm : float, optional, keyword-only
+        Distance between slice centres (mm). When it is below ``0.75 * plane_step_mm``
+        (thin planes, e.g. a reformatted 3D sagittal series) only every k-th plane is
+        analysed, ``k = round(plane_step_mm / slice_spacing_mm)``, always including
+        the middle plane; the others stay ``ok=False`` and ``planes`` lists the analysed.
+    plane_step_mm : float, keyword-only
+        Target distance between analysed planes for thin-plane series (mm).
 
     Returns
     -------
     CoarseKnee
     """
+    vol = np.asarray(volume)
+    if vol.ndim == 2:
+        vol = vol[None]
+    n = vol.shape[0]
+    planes = plane_subset(n, slice_spacing_mm=slice_spacing_mm, plane_step_mm=plane_step_mm)
+    if previous is not None and previous.planes is not None:
+        planes = previous.planes
+    todo = list(range(n)) if indices is None else sorted(set(int(i) for i in indices))
+    if planes is not None:
+        keep = set(planes)
+        todo = [i for i in todo if i in keep]
     if previous is not None and previous.step_mm == step_mm:
         norm, polarity = previous.iso, previous.polarity
-    else:
-        iso = downsample_volume(volume, row_spacing_mm=row_spacing_mm,
+    elif planes is None:
+        iso = downsample_volume(vol, row_spacing_mm=row_spacing_mm,
                                 col_spacing_mm=col_spacing_mm, step_mm=step_mm)
         norm = _normalise_volume(iso)
         polarity = _polarity(norm)
-    n = norm.shape[0]
-    todo = range(n) if indices is None else sorted(set(int(i) for i in indices))
+    else:  # thin planes: resample only the analysed ones
+        sub = _normalise_volume(downsample_volume(vol[planes], row_spacing_mm=row_spacing_mm,
+                                                  col_spacing_mm=col_spacing_mm, step_mm=step_mm))
+        polarity = _polarity(sub)
+        norm = np.zeros((n,) + sub.shape[1:], np.float32)
+        norm[planes] = sub
     slices = [CoarseSlice() for _ in range(n)]
     for i in todo:
         prev = previous.slices[i] if previous is not None else None
         if prev is not None and prev.femur is not None:
             pair = (prev.femur, prev.tibia)
         else:
-            pair = _bone_pair(norm[i], polarity)
+            pair = (_bone_pair(norm[i], polarity) if polarity > 0
+                    else _dark_marrow_pair(norm[i], step_mm))
         if pair is None:
             continue
         slices[i] = _measure_slice(norm[i], pair[0], pair[1], medial_col_sign, step_mm)
     return CoarseKnee(norm, step_mm, polarity, slices, medial_col_sign, row_spacing_mm,
-                      col_spacing_mm)
+                      col_spacing_mm, planes)
+
+
+def plane_subset(
+    n_planes: int, *, slice_spacing_mm: float | None, plane_step_mm: float = 2.0
+) -> list[int] | None:
+    """Planes analysed by the coarse pass of a thin-plane series (None: all of them).
+
+    Parameters
+    ----------
+    n_planes : int
+    slice_spacing_mm : float or None, keyword-only
+        Distance between plane centres (mm); None or <= 0 analyses all planes.
+    plane_step_mm : float, keyword-only
+        Target distance between analysed planes (mm).
+
+    Returns
+    -------
+    list of int or None
+        Every k-th plane, ``k = round(plane_step_mm / slice_spacing_mm)``, aligned so
+        that the middle plane ``n_planes // 2`` is included; None when ``k`` is 1.
+    """
+    if not slice_spacing_mm or not np.isfinite(slice_spacing_mm) or slice_spacing_mm <= 0:
+        return None
+    if slice_spacing_mm >= 0.75 * plane_step_mm:
+        return None
+    k = max(1, int(round(plane_step_mm / slice_spacing_mm)))
+    if k == 1:
+        return None
+    return list(range((n_planes // 2) % k, n_planes, k))

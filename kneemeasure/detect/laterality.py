@@ -7,9 +7,82 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.measure import regionprops
 
-from kneemeasure.detect.coarse import CoarseKnee, _body_mask, _disk, analyse_knee
+from kneemeasure.detect.coarse import (
+    CoarseKnee,
+    _body_mask,
+    _disk,
+    _ridge,
+    analyse_knee,
+    downsample_volume,
+)
 
 __all__ = ["infer_fibula_side"]
+
+
+_RING_RADII_MM = (5.5, 7.0, 8.5, 10.0, 11.5, 13.0)
+_SEARCH_BELOW_MM = (8.0, 40.0)  # head centre below the plateau
+_SEARCH_SIDE_MM = 15.0  # head centre within this of the tibia's outer column
+
+
+def _crop_shape(step: float) -> tuple[int, int]:
+    pad = 2 * int(round(14.0 / step))
+    return (pad + int(round((_SEARCH_BELOW_MM[1] - _SEARCH_BELOW_MM[0]) / step)) + 1,
+            pad + int(round(2 * _SEARCH_SIDE_MM / step)) + 1)
+
+
+def _ring_kernels(shape: tuple[int, int], step: float) -> tuple[np.ndarray, np.ndarray]:
+    """FFTs of ring-sector kernels (7 upper sectors of 45 degrees) and interior disks."""
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    yy = np.where(yy > h // 2, yy - h, yy) * step
+    xx = np.where(xx > w // 2, xx - w, xx) * step
+    rad = np.hypot(yy, xx)
+    ang = np.degrees(np.arctan2(-yy, xx)) % 360.0  # 90 = up (toward lower rows)
+    sec = np.floor(((ang + 22.5) % 360.0) / 45.0).astype(int)  # 0 = toward +col, 6 = down
+    rings, disks = [], []
+    for r_mm in _RING_RADII_MM:
+        ring = np.abs(rad - r_mm) <= 0.75 * max(step, 1.0)
+        ks = []
+        for k in (0, 1, 2, 3, 4, 5, 7):
+            m = (ring & (sec == k)).astype(float)
+            ks.append(np.fft.rfft2(m / max(m.sum(), 1.0)))
+        rings.append(ks)
+        d = (rad <= 0.5 * r_mm).astype(float)
+        disks.append(np.fft.rfft2(d / d.sum()))
+    return np.array(rings), np.array(disks)
+
+
+def _ring_side_scores(
+    ridge: np.ndarray, plateau_row: float, outer_cols: tuple[int, int], step: float,
+    kernels: tuple[np.ndarray, np.ndarray],
+) -> dict[int, float]:
+    """Best fibular-head ring score beside each outer tibial column (-1: low, +1: high)."""
+    h, w = ridge.shape
+    rings, disks = kernels
+    kh, kw = _crop_shape(step)
+    out = {}
+    for side, oc in ((-1, outer_cols[0]), (1, outer_cols[1])):
+        r0 = int(round(plateau_row - (14.0 - _SEARCH_BELOW_MM[0]) / step))
+        c0 = int(round(oc - (14.0 + _SEARCH_SIDE_MM) / step))
+        crop = np.zeros((kh, kw))
+        rr = slice(max(r0, 0), min(r0 + kh, h))
+        cc = slice(max(c0, 0), min(c0 + kw, w))
+        crop[rr.start - r0 : rr.stop - r0, cc.start - c0 : cc.stop - c0] = ridge[rr, cc]
+        f = np.fft.rfft2(crop)
+        sec = np.fft.irfft2(np.conj(rings) * f[None, None], s=(kh, kw))  # (radii, 7, kh, kw)
+        inner = np.fft.irfft2(np.conj(disks) * f[None], s=(kh, kw))
+        sec_sorted = np.sort(sec, axis=1)
+        score = sec_sorted[:, 1] - inner  # second-weakest sector minus the interior
+        m = int(round(14.0 / step))
+        ch = int(round((_SEARCH_BELOW_MM[1] - _SEARCH_BELOW_MM[0]) / step))
+        cw = int(round(2 * _SEARCH_SIDE_MM / step))
+        win = score[:, m : m + ch + 1, m : m + cw + 1].copy()
+        # the head lies wholly below the plateau: its top at least 4 mm under it
+        for k, r_mm in enumerate(_RING_RADII_MM):
+            first = int(np.ceil((r_mm + 4.0 - _SEARCH_BELOW_MM[0]) / step))
+            win[k, : max(first, 0)] = -np.inf
+        out[side] = max(float(win.max()), 0.0) if win.size else 0.0
+    return out
 
 
 def infer_fibula_side(
@@ -19,6 +92,7 @@ def infer_fibula_side(
     col_spacing_mm: float,
     posterior_sign: int | None = None,
     coarse: CoarseKnee | None = None,
+    slice_spacing_mm: float | None = None,
 ) -> tuple[int, float]:
     """Column side of the fibular head (the lateral side of the knee).
 
@@ -33,6 +107,9 @@ def infer_fibula_side(
         -1 when anterior; only the posterior half is then searched. None: all slices.
     coarse : CoarseKnee, optional, keyword-only
         A coarse pass of the same volume to reuse (bone masks on the 1 mm grid).
+    slice_spacing_mm : float, optional, keyword-only
+        Distance between slice centres (mm); thin planes are then subsampled to about
+        2 mm (see :func:`~kneemeasure.detect.coarse.analyse_knee`).
 
     Returns
     -------
@@ -62,7 +139,9 @@ def infer_fibula_side(
         half = list(range(n))
     if coarse is None or len(coarse.slices) != n:
         coarse = analyse_knee(vol, row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
-                              indices=half)
+                              indices=half, slice_spacing_mm=slice_spacing_mm)
+    if coarse.polarity < 0:
+        return _ring_vote(vol, coarse, half, row_spacing_mm, col_spacing_mm)
     votes = {1: 0.0, -1: 0.0}
     step = coarse.step_mm
     for i in half:
@@ -115,5 +194,68 @@ def infer_fibula_side(
         # fat-suppressed marrow looks like the surrounding fat: candidates are unreliable
         conf *= 0.5
     if conf < 0.2:  # unsure: better no answer than a wrong side
+        return 0, float(conf)
+    return side, float(np.clip(conf, 0.0, 1.0))
+
+
+_FINE_MM = 0.5
+_RING_MIN = 0.3  # best ring score (ridge in units of its 95th percentile)
+_RING_DIFF = 0.08  # side difference that counts as a vote
+
+
+def _ring_vote(
+    vol: np.ndarray, coarse: CoarseKnee, slices: list[int], row_spacing_mm: float,
+    col_spacing_mm: float,
+) -> tuple[int, float]:
+    """Fibular side on dark-marrow contrasts from cortex rings beside the tibia."""
+    step, fine = coarse.step_mm, _FINE_MM
+    # fine pixel k of the 0.5 mm grid sits at original row k * fine / rs + (fr - 1) / 2
+    fr_c = max(1, int(step / row_spacing_mm + 1e-6))
+    fc_c = max(1, int(step / col_spacing_mm + 1e-6))
+    fr_f = max(1, int(fine / row_spacing_mm + 1e-6))
+    fc_f = max(1, int(fine / col_spacing_mm + 1e-6))
+
+    def to_fine_row(r: float) -> float:
+        orig = r * step / row_spacing_mm + (fr_c - 1) / 2
+        return (orig - (fr_f - 1) / 2) * row_spacing_mm / fine
+
+    def to_fine_col(c: float) -> float:
+        orig = c * step / col_spacing_mm + (fc_c - 1) / 2
+        return (orig - (fc_f - 1) / 2) * col_spacing_mm / fine
+
+    kernels = _ring_kernels(_crop_shape(fine), fine)
+    votes = {1: 0.0, -1: 0.0}
+    count = {1: 0, -1: 0}
+    n_used = 0
+    for i in slices:
+        cs = coarse.slices[i]
+        if not cs.ok or cs.tibia is None:
+            continue
+        img = downsample_volume(vol[i : i + 1], row_spacing_mm=row_spacing_mm,
+                                col_spacing_mm=col_spacing_mm, step_mm=fine)[0]
+        scaled = img / max(float(np.percentile(img, 99.5)), 1e-6)
+        body = _body_mask(ndi.gaussian_filter(scaled, 1.0))
+        if body.sum() < 100:
+            continue
+        ridge = _ridge(img, 0.5 / fine)
+        ridge /= max(float(np.percentile(ridge[body], 95)), 1e-9)
+        tcols = np.nonzero(cs.tibia.any(axis=0))[0]
+        sc = _ring_side_scores(ridge, to_fine_row(cs.plateau_row),
+                               (int(round(to_fine_col(tcols.min()))),
+                                int(round(to_fine_col(tcols.max())))), fine, kernels)
+        n_used += 1
+        d = sc[1] - sc[-1]
+        if max(sc.values()) >= _RING_MIN and abs(d) >= _RING_DIFF:
+            votes[1 if d > 0 else -1] += abs(d)
+            count[1 if d > 0 else -1] += 1
+    total = votes[1] + votes[-1]
+    if total <= 0:
+        return 0, 0.0
+    side = 1 if votes[1] >= votes[-1] else -1
+    margin = abs(votes[1] - votes[-1]) / total
+    conf = margin * min(1.0, total / 0.6)
+    if count[side] - count[-side] < 2:  # a head shows on several posterior slices
+        conf *= 0.5
+    if conf < 0.2:
         return 0, float(conf)
     return side, float(np.clip(conf, 0.0, 1.0))

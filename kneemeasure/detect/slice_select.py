@@ -93,13 +93,20 @@ def select_reference_slice(
         raise DetectionError(
             f"volume of shape {vol.shape} is not a stack of slices; choose one with --slice"
         )
-    n = vol.shape[0]
-    if coarse is None or coarse.medial_col_sign != medial_col_sign or len(coarse.slices) != n:
+    n_all = vol.shape[0]
+    if coarse is None or coarse.medial_col_sign != medial_col_sign or len(coarse.slices) != n_all:
         coarse = analyse_knee(vol, row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
-                              medial_col_sign=medial_col_sign, previous=coarse)
+                              medial_col_sign=medial_col_sign, previous=coarse,
+                              slice_spacing_mm=slice_spacing_mm)
     ssp = float(slice_spacing_mm) if slice_spacing_mm and slice_spacing_mm > 0 else 3.5
-    scores = np.array([s.eminence_mm for s in coarse.slices], dtype=float)
-    joint = np.array([s.ok for s in coarse.slices])
+    scores_all = np.array([s.eminence_mm for s in coarse.slices], dtype=float)
+    # thin planes: choose among the analysed planes (spaced about 2 mm), then map back
+    planes = np.array(coarse.planes if coarse.planes is not None else range(n_all), dtype=int)
+    if planes.size > 1:
+        ssp *= float(np.median(np.diff(planes)))
+    scores = scores_all[planes]
+    joint = np.array([coarse.slices[i].ok for i in planes])
+    n = planes.size
     if not joint.any():
         raise DetectionError(
             "no slice shows the femur above the tibia; choose the slice with --slice or give "
@@ -165,5 +172,6 @@ def select_reference_slice(
     conf = (0.35 * min(1.0, valid.sum() / max(3.0, 0.5 * n))
             + 0.4 * float(np.clip(bump / 3.0, 0.0, 1.0))
             + (0.25 if 3.0 <= own <= 20.0 else 0.0))
-    return SliceChoice(index=best, scores=scores, confidence=float(np.clip(conf, 0.0, 1.0)),
-                       body_indices=body)
+    body_all = list(range(int(planes[body[0]]), int(planes[body[-1]]) + 1))
+    return SliceChoice(index=int(planes[best]), scores=scores_all,
+                       confidence=float(np.clip(conf, 0.0, 1.0)), body_indices=body_all)
