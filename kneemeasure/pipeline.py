@@ -150,6 +150,9 @@ def _constant_check(image: np.ndarray, name: str) -> None:
 
 def series_label(series: Series) -> str:
     """Where a series lives: its folder (or file) when that is unambiguous, else the user path."""
+    parent = getattr(series, "parent", None)  # a coronal reformat of a 3D series
+    if isinstance(parent, Series):
+        return series_label(parent)
     parents = {f.path.parent for f in series.frames}
     files = {f.path for f in series.frames}
     if len(files) == 1:
