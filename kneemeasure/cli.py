@@ -266,14 +266,16 @@ def inspect(
 def samples(
     outdir: Annotated[Path, typer.Argument(help="Folder to write the phantom series into.")],
 ) -> None:
-    """Write the synthetic phantom series (with truth.csv) used as the regression set."""
+    """Write the synthetic MRI and ultrasound phantoms with truth.csv and us_truth.csv."""
     from kneemeasure.phantom import write_samples
+    from kneemeasure.phantom_us import write_us_samples
 
     try:
         truth = write_samples(outdir)
+        us_truth = write_us_samples(outdir)
     except KneeMeasureError as exc:
         fail(exc, EXIT_FAILED)
-    typer.echo(f"wrote phantoms and {truth}")
+    typer.echo(f"wrote MRI phantoms with {truth} and ultrasound phantoms with {us_truth}")
 
 
 # Commands defined in their own modules (batch runs, validation), registered here so

@@ -586,3 +586,65 @@ def us_suite_specs(n: int = 100, *, seed: int = 0) -> list[UsPhantomSpec]:
 def with_(spec: UsPhantomSpec, **changes) -> UsPhantomSpec:
     """A copy of ``spec`` with some fields changed (``dataclasses.replace``)."""
     return replace(spec, **changes)
+
+
+#: The ultrasound phantoms bundled in ``sample_dicoms/`` (fixed seeds, so deterministic).
+US_SAMPLE_SPECS = {
+    "us_phantom_gray.dcm": UsPhantomSpec(
+        extrusion_mm=2.0,
+        depth_mm=25.0,
+        width_mm=36.0,
+        spacing_mm=(0.15, 0.15),
+        speckle=0.9,
+        proximal="image-left",
+        seed=101,
+        tibial_depth_mm=14.0,
+        tilt_deg=3.0,
+    ),
+    "us_phantom_rgb.dcm": UsPhantomSpec(
+        extrusion_mm=4.2,
+        depth_mm=25.0,
+        width_mm=36.0,
+        spacing_mm=(0.15, 0.15),
+        speckle=0.7,
+        proximal="image-right",
+        rgb=True,
+        seed=102,
+        tibial_depth_mm=15.0,
+        tilt_deg=-4.0,
+    ),
+    "us_phantom_cine.dcm": UsPhantomSpec(
+        extrusion_mm=3.4,
+        depth_mm=25.0,
+        width_mm=36.0,
+        spacing_mm=(0.15, 0.18),
+        speckle=1.0,
+        proximal="image-left",
+        n_frames=3,
+        truth_frame=1,
+        seed=103,
+        tibial_depth_mm=15.0,
+    ),
+}
+
+
+def write_us_samples(outdir: Path | str) -> Path:
+    """Write the bundled ultrasound phantoms and ``us_truth.csv`` into ``outdir``.
+
+    Returns the path of ``us_truth.csv`` (one row per file, as
+    :func:`write_us_dicom` returns it, floats to 4 decimals).
+    """
+    import csv
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    rows = [write_us_dicom(spec, outdir / name) for name, spec in US_SAMPLE_SPECS.items()]
+    path = outdir / "us_truth.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+    return path

@@ -1,4 +1,4 @@
-"""Regenerate ``sample_dicoms/`` (synthetic phantom series + truth.csv).
+"""Regenerate ``sample_dicoms/``: MRI phantoms + truth.csv, ultrasound phantoms + us_truth.csv.
 
 Usage: ``python scripts/make_samples.py [OUTDIR]`` (default: ``sample_dicoms`` in the repo root).
 """
@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 
 from kneemeasure.phantom import write_samples
+from kneemeasure.phantom_us import write_us_samples
 
 
 def main(argv: list[str]) -> int:
     root = Path(__file__).resolve().parents[1]
     outdir = Path(argv[1]) if len(argv) > 1 else root / "sample_dicoms"
     truth = write_samples(outdir)
-    print(f"wrote {truth}")
+    us_truth = write_us_samples(outdir)
+    print(f"wrote {truth} and {us_truth}")
     return 0
 
 

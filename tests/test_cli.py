@@ -157,6 +157,7 @@ def test_samples_command_writes_truth(tmp_path):
     r = runner.invoke(app, ["samples", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "s" / "truth.csv").is_file()
+    assert (tmp_path / "s" / "us_truth.csv").is_file()
 
 
 def test_real_t1_left_knee_without_laterality(realdata, tmp_path):
