@@ -258,7 +258,7 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
     _check_measurable(series)
     rs, cs = float(series.row_spacing_mm), float(series.col_spacing_mm)
 
-    # which slices to decode
+    # --slice forces the measured slice
     forced = None
     if options.slice_instance is not None:
         numbers = [f.instance_number for f in series.frames]
@@ -272,7 +272,12 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
             )
         forced = numbers.index(options.slice_instance)
 
-    volume = series.load_volume()
+    # decode only what the measurement needs: with a forced slice and a known knee
+    # side (header or --laterality) that is one slice; otherwise the slice choice and
+    # the fibular-head search look at the whole series
+    need_all = forced is None or _resolve_laterality(series, options)[0] is None
+    decoded = list(range(series.n_slices)) if need_all else [forced]
+    volume = series.load_volume(decoded)
     _constant_check(volume, series_label(series))
 
     # one coarse 1 mm pass, shared by the fibula search and the slice choice
@@ -334,7 +339,7 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
         m.method = "auto"
         side_index, lm = _detect_reference(
             volume,
-            index,
+            decoded.index(index),
             neighbours=[] if forced is not None else body,
             row_spacing_mm=rs,
             col_spacing_mm=cs,
@@ -343,7 +348,7 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
             threshold=options.confidence_threshold,
             series=series,
         )
-        frame = series.frames[side_index]
+        frame = series.frames[decoded[side_index]]
         image = volume[side_index]
         m.sop_instance_uid = frame.sop_instance_uid
         m.instance_number = frame.instance_number

@@ -18,3 +18,24 @@ def test_profile_indices_step_keeps_reference_slice():
 def test_options_sides():
     assert MeasureOptions(side="both").sides() == ("medial", "lateral")
     assert MeasureOptions().sides() == ("medial",)
+
+
+def test_forced_slice_with_header_laterality_decodes_one_slice(samples_dir, monkeypatch):
+    """--slice + Laterality in the header: only that slice's pixels are decoded."""
+    import kneemeasure.io.pixels as pixels
+    from kneemeasure.io import discover_series
+    from kneemeasure.pipeline import measure_series
+
+    calls = []
+    real = pixels.read_frame
+
+    def counting(ref):
+        calls.append(ref.instance_number)
+        return real(ref)
+
+    monkeypatch.setattr(pixels, "read_frame", counting)
+    (series,), errors = discover_series([samples_dir / "r_pd_iso_mme1p5"])
+    assert not errors
+    (row,) = measure_series(series, MeasureOptions(slice_instance=6, png=False))
+    assert calls == [6]
+    assert row.instance_number == 6 and row.status in ("ok", "review")
