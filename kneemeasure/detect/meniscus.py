@@ -317,32 +317,45 @@ def find_wedge(
     contrast = float(hi_lvl - lo_lvl)
     if contrast <= 1e-6:
         return None
-    dark = (patch < lo_lvl + 0.4 * contrast) & region
+    # the femoral cortex hugs the femur mask: it must not become the body
+    near_fem = ndi.distance_transform_edt(~fem_zone, sampling=(dv, du)) < 1.0
+    dark = (patch < lo_lvl + 0.4 * contrast) & region & ~near_fem
     lab, n = ndi.label(dark)
     if n == 0:
         return None
-    box = ((u_mm[None, :] >= -6.0) & (u_mm[None, :] <= -1.0)
-           & (v_mm[:, None] >= 0.3) & (v_mm[:, None] <= 7.0))
-    counts = np.bincount(lab[box & dark], minlength=n + 1)
-    counts[0] = 0
-    k = int(np.argmax(counts))
-    if counts[k] * du * dv < 2.0:
+    vv = np.broadcast_to(v_mm[:, None], dark.shape)
+    # A vertical dark band (MCL/capsule; fat on fat-suppressed images) is dark both
+    # well below the plateau level and well above the joint in the same column.
+    low_band = (v_mm <= -2.5)[:, None] & dark
+    high_band = (v_mm >= 6.5)[:, None] & dark
+    body_slab = dark & (vv >= -1.5) & (vv <= 6.5)
+    idx = np.arange(len(u_mm))
+    best_k, best_area = 0, 0.0
+    for k in range(1, n + 1):
+        ck = lab == k
+        in_slab = ck & body_slab
+        if not in_slab.any():
+            continue
+        vert = (ck & low_band).any(axis=0) & (ck & high_band).any(axis=0)
+        area = float(in_slab[:, ~vert].sum()) * du * dv
+        if area > best_area:
+            best_k, best_area = k, area
+    if best_k == 0 or best_area < 2.0:
         return None
-    comp = lab == k
+    comp0 = lab == best_k
+    vert_cols = (comp0 & low_band).any(axis=0) & (comp0 & high_band).any(axis=0)
+    comp = comp0 & ~vert_cols[None, :]
     has = comp.any(axis=0)
-    vv = np.broadcast_to(v_mm[:, None], comp.shape)
     bot = np.where(has, np.where(comp, vv, np.inf).min(axis=0), np.nan)
     top = np.where(has, np.where(comp, vv, -np.inf).max(axis=0), np.nan)
     height = top - bot
-    ref = (u_mm >= -4.0) & (u_mm <= -1.0) & has
-    if not ref.any():
+    body_cols = np.nonzero(has & (comp & body_slab).any(axis=0))[0]
+    if body_cols.size < 3:
         return None
-    h_ref = float(np.median(height[ref]))
-    h_ref = float(np.clip(h_ref, 1.5, 9.0))
+    h_ref = float(np.clip(np.median(height[body_cols]), 1.5, 9.0))
     # mid-line: centre of the body per column; tall columns (a ligament) do not count
     centre = 0.5 * (bot + top)
-    usable = has & (height <= max(h_ref + 2.5, 7.0)) & (u_mm >= -8.0)
-    idx = np.arange(len(u_mm))
+    usable = has & (height <= max(h_ref + 2.5, 7.0))
     if usable.sum() < 3:
         return None
     centre = np.interp(idx, idx[usable], centre[usable])
@@ -359,8 +372,8 @@ def find_wedge(
     q = ndi.gaussian_filter1d(np.nan_to_num(q, nan=float(hi_lvl)), max(0.15 / du, 0.5))
     m_lvl = float(np.percentile(patch[comp], 30))
     rise = m_lvl + 0.2 * contrast
-    s0 = int(np.argmin(np.abs(u_mm + 2.5)))
-    # start on the body: the first dark column from 2.5 mm inside the margin
+    # start on the body: the first dark column from the middle of the body
+    s0 = int(np.round(np.median(body_cols)))
     s_end = min(len(q), s0 + int(round(8.0 / du)))
     dark_from = np.nonzero(q[s0:s_end] < rise)[0]
     if dark_from.size == 0:
