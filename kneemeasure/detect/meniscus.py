@@ -318,33 +318,43 @@ def find_wedge(
     if contrast <= 1e-6:
         return None
     # the femoral cortex hugs the femur mask: it must not become the body
-    near_fem = ndi.distance_transform_edt(~fem_zone, sampling=(dv, du)) < 1.0
-    dark = (patch < lo_lvl + 0.4 * contrast) & region & ~near_fem
-    lab, n = ndi.label(dark)
-    if n == 0:
-        return None
-    vv = np.broadcast_to(v_mm[:, None], dark.shape)
-    # A vertical dark band (MCL/capsule; fat on fat-suppressed images) is dark both
-    # well below the plateau level and well above the joint in the same column.
-    low_band = (v_mm <= -2.5)[:, None] & dark
-    high_band = (v_mm >= 6.5)[:, None] & dark
-    body_slab = dark & (vv >= -1.5) & (vv <= 6.5)
-    idx = np.arange(len(u_mm))
+    if fem_zone.any():
+        near_fem = ndi.distance_transform_edt(~fem_zone, sampling=(dv, du)) < 1.0
+    else:
+        near_fem = np.zeros(patch.shape, bool)
+    vv = np.broadcast_to(v_mm[:, None], patch.shape)
     best_k, best_area = 0, 0.0
-    for k in range(1, n + 1):
-        ck = lab == k
-        in_slab = ck & body_slab
-        if not in_slab.any():
-            continue
-        vert = (ck & low_band).any(axis=0) & (ck & high_band).any(axis=0)
-        area = float(in_slab[:, ~vert].sum()) * du * dv
-        if area > best_area:
-            best_k, best_area = k, area
+    # A tight threshold first; a tighter one when the body merges with an
+    # intermediate capsule into a vertical band (DESS: capsule near 0.4 of C - M).
+    for frac in (0.4, 0.25):
+        best_k, best_area = 0, 0.0
+        dark = (patch < lo_lvl + frac * contrast) & region & ~near_fem
+        lab, n = ndi.label(dark)
+        # A vertical dark band (MCL/capsule; fat on fat-suppressed images) is dark both
+        # well below the plateau level and well above the joint in the same column.
+        low_band = (v_mm <= -2.5)[:, None] & dark
+        high_band = (v_mm >= 6.5)[:, None] & dark
+        # the body lies on the plateau level (extended beyond the margin): scored on
+        # its lower part, so femoral marrow missing from ``femur`` does not compete
+        body_slab = dark & (vv >= -1.5) & (vv <= 3.5)
+        for k in range(1, n + 1):
+            ck = lab == k
+            in_slab = ck & body_slab
+            if not in_slab.any():
+                continue
+            vert = (ck & low_band).any(axis=0) & (ck & high_band).any(axis=0)
+            area = float(in_slab[:, ~vert].sum()) * du * dv
+            if area > best_area:
+                best_k, best_area = k, area
+        if best_area >= 2.0:
+            break
     if best_k == 0 or best_area < 2.0:
         return None
+    idx = np.arange(len(u_mm))
     comp0 = lab == best_k
     vert_cols = (comp0 & low_band).any(axis=0) & (comp0 & high_band).any(axis=0)
-    comp = comp0 & ~vert_cols[None, :]
+    # the body cannot reach far below the plateau level or high above the joint
+    comp = comp0 & ~vert_cols[None, :] & (vv >= -2.0) & (vv <= 7.5)
     has = comp.any(axis=0)
     bot = np.where(has, np.where(comp, vv, np.inf).min(axis=0), np.nan)
     top = np.where(has, np.where(comp, vv, -np.inf).max(axis=0), np.nan)
