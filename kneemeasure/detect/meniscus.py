@@ -323,11 +323,10 @@ def find_wedge(
     else:
         near_fem = np.zeros(patch.shape, bool)
     vv = np.broadcast_to(v_mm[:, None], patch.shape)
-    best_k, best_area = 0, 0.0
     # A tight threshold first; a tighter one when the body merges with an
     # intermediate capsule into a vertical band (DESS: capsule near 0.4 of C - M).
+    cands = []
     for frac in (0.4, 0.25):
-        best_k, best_area = 0, 0.0
         dark = (patch < lo_lvl + frac * contrast) & region & ~near_fem
         lab, n = ndi.label(dark)
         # A vertical dark band (MCL/capsule; fat on fat-suppressed images) is dark both
@@ -344,17 +343,36 @@ def find_wedge(
                 continue
             vert = (ck & low_band).any(axis=0) & (ck & high_band).any(axis=0)
             area = float(in_slab[:, ~vert].sum()) * du * dv
-            if area > best_area:
-                best_k, best_area = k, area
-        if best_area >= 2.0:
-            break
-    if best_k == 0 or best_area < 2.0:
-        return None
+            if area >= 2.0:
+                cands.append((area, frac, ck, vert, body_slab))
+    # largest first at the first threshold, then the tighter threshold's candidates
+    cands.sort(key=lambda c: (c[1] != 0.4, -c[0]))
+    for _area, _frac, ck, vert, body_slab in cands[:4]:
+        res = _trace_body(patch, ck & ~vert[None, :], body_slab, u_mm=u_mm, v_mm=v_mm,
+                          lo_lvl=float(lo_lvl), hi_lvl=float(hi_lvl))
+        if res is not None:
+            return res
+    return None
+
+
+def _trace_body(
+    patch: np.ndarray,
+    comp0: np.ndarray,
+    body_slab: np.ndarray,
+    *,
+    u_mm: np.ndarray,
+    v_mm: np.ndarray,
+    lo_lvl: float,
+    hi_lvl: float,
+) -> WedgeResult | None:
+    """Walk one candidate dark body outward to its edge (steps 3 of :func:`find_wedge`)."""
+    du = float(u_mm[1] - u_mm[0])
+    dv = float(v_mm[1] - v_mm[0])
+    contrast = hi_lvl - lo_lvl
+    vv = np.broadcast_to(v_mm[:, None], patch.shape)
     idx = np.arange(len(u_mm))
-    comp0 = lab == best_k
-    vert_cols = (comp0 & low_band).any(axis=0) & (comp0 & high_band).any(axis=0)
     # the body cannot reach far below the plateau level or high above the joint
-    comp = comp0 & ~vert_cols[None, :] & (vv >= -2.0) & (vv <= 7.5)
+    comp = comp0 & (vv >= -2.0) & (vv <= 7.5)
     has = comp.any(axis=0)
     bot = np.where(has, np.where(comp, vv, np.inf).min(axis=0), np.nan)
     top = np.where(has, np.where(comp, vv, -np.inf).max(axis=0), np.nan)
