@@ -400,8 +400,9 @@ def _trace_body(
     q = ndi.gaussian_filter1d(np.nan_to_num(q, nan=float(hi_lvl)), max(0.15 / du, 0.5))
     m_lvl = float(np.percentile(patch[comp], 30))
     rise = m_lvl + 0.2 * contrast
-    # start on the body: the first dark column from the middle of the body
-    s0 = int(np.round(np.median(body_cols)))
+    # start on the body: the first dark column from 2.5 mm inside the margin, or from
+    # the middle of the body when that lies further in (a meniscus inside the margin)
+    s0 = min(int(np.round(np.median(body_cols))), int(np.argmin(np.abs(u_mm + 2.5))))
     s_end = min(len(q), s0 + int(round(8.0 / du)))
     dark_from = np.nonzero(q[s0:s_end] < rise)[0]
     if dark_from.size == 0:
