@@ -289,15 +289,20 @@ def find_wedge(
     -----
     1. Levels from the joint window (``u`` in [-15, 0] mm, ``v`` in [0, 8] mm, femur
        excluded): meniscus ``M`` = 10th, cartilage ``C`` = 85th percentile.
-    2. The dark component (below ``M + 0.4 (C - M)``) that fills the box 1–6 mm inside
-       the margin just above the plateau is the meniscal body; per column its vertical
-       centre gives the body's mid-line.
+    2. Dark components (below ``M + 0.4 (C - M)``, then ``M + 0.25 (C - M)`` for a body
+       merged with an intermediate capsule; pixels within 1 mm of the femur excluded)
+       are scored by their area at the plateau level (``v`` in [-1.5, 3.5] mm, the
+       plateau line extended beyond the margin, ``u`` in [-15, 14] mm), columns of a
+       vertical band (dark below ``v = -2.5`` and above ``v = 6.5``: MCL, capsule,
+       fat) left out. The largest candidates are traced in turn (step 3) until one
+       gives an edge; per column the body's vertical centre gives its mid-line.
     3. Per column, the 30th percentile over the body's vertical extent (columns taller
        than ``max(h + 2.5, 7)`` mm, a ligament, take the neighbours' extent; beyond the
        body the last extent is kept) forms a profile, robust to a bright degenerative
        streak. From the first dark column at or beyond 2.5 mm inside the margin it is
        walked outward to the first rise of 0.2 (C - M) above the body level (30th
-       percentile of the body's pixels); the outer edge is the half-way crossing
+       percentile of the body's pixels), starting 2.5 mm inside the margin or at the
+       body's middle column when that is further in; the outer edge is the half-way crossing
        between the body level and the maximum within 2.5 mm, found walking back from
        that maximum.
     """
