@@ -289,15 +289,20 @@ def find_wedge(
     -----
     1. Levels from the joint window (``u`` in [-15, 0] mm, ``v`` in [0, 8] mm, femur
        excluded): meniscus ``M`` = 10th, cartilage ``C`` = 85th percentile.
-    2. The dark component (below ``M + 0.4 (C - M)``) that fills the box 1–6 mm inside
-       the margin just above the plateau is the meniscal body; per column its vertical
-       centre gives the body's mid-line.
+    2. Dark components (below ``M + 0.4 (C - M)``, then ``M + 0.25 (C - M)`` for a body
+       merged with an intermediate capsule; pixels within 1 mm of the femur excluded)
+       are scored by their area at the plateau level (``v`` in [-1.5, 3.5] mm, the
+       plateau line extended beyond the margin, ``u`` in [-15, 14] mm), columns of a
+       vertical band (dark below ``v = -2.5`` and above ``v = 6.5``: MCL, capsule,
+       fat) left out. The largest candidates are traced in turn (step 3) until one
+       gives an edge; per column the body's vertical centre gives its mid-line.
     3. Per column, the 30th percentile over the body's vertical extent (columns taller
        than ``max(h + 2.5, 7)`` mm, a ligament, take the neighbours' extent; beyond the
        body the last extent is kept) forms a profile, robust to a bright degenerative
        streak. From the first dark column at or beyond 2.5 mm inside the margin it is
        walked outward to the first rise of 0.2 (C - M) above the body level (30th
-       percentile of the body's pixels); the outer edge is the half-way crossing
+       percentile of the body's pixels), starting 2.5 mm inside the margin or at the
+       body's middle column when that is further in; the outer edge is the half-way crossing
        between the body level and the maximum within 2.5 mm, found walking back from
        that maximum.
     """
@@ -317,32 +322,73 @@ def find_wedge(
     contrast = float(hi_lvl - lo_lvl)
     if contrast <= 1e-6:
         return None
-    dark = (patch < lo_lvl + 0.4 * contrast) & region
-    lab, n = ndi.label(dark)
-    if n == 0:
-        return None
-    box = ((u_mm[None, :] >= -6.0) & (u_mm[None, :] <= -1.0)
-           & (v_mm[:, None] >= 0.3) & (v_mm[:, None] <= 7.0))
-    counts = np.bincount(lab[box & dark], minlength=n + 1)
-    counts[0] = 0
-    k = int(np.argmax(counts))
-    if counts[k] * du * dv < 2.0:
-        return None
-    comp = lab == k
+    # the femoral cortex hugs the femur mask: it must not become the body
+    if fem_zone.any():
+        near_fem = ndi.distance_transform_edt(~fem_zone, sampling=(dv, du)) < 1.0
+    else:
+        near_fem = np.zeros(patch.shape, bool)
+    vv = np.broadcast_to(v_mm[:, None], patch.shape)
+    # A tight threshold first; a tighter one when the body merges with an
+    # intermediate capsule into a vertical band (DESS: capsule near 0.4 of C - M).
+    cands = []
+    for frac in (0.4, 0.25):
+        dark = (patch < lo_lvl + frac * contrast) & region & ~near_fem
+        lab, n = ndi.label(dark)
+        # A vertical dark band (MCL/capsule; fat on fat-suppressed images) is dark both
+        # well below the plateau level and well above the joint in the same column.
+        low_band = (v_mm <= -2.5)[:, None] & dark
+        high_band = (v_mm >= 6.5)[:, None] & dark
+        # the body lies on the plateau level (extended beyond the margin): scored on
+        # its lower part, so femoral marrow missing from ``femur`` does not compete
+        body_slab = dark & (vv >= -1.5) & (vv <= 3.5)
+        for k in range(1, n + 1):
+            ck = lab == k
+            in_slab = ck & body_slab
+            if not in_slab.any():
+                continue
+            vert = (ck & low_band).any(axis=0) & (ck & high_band).any(axis=0)
+            area = float(in_slab[:, ~vert].sum()) * du * dv
+            if area >= 2.0:
+                cands.append((area, frac, ck, vert, body_slab))
+    # largest first at the first threshold, then the tighter threshold's candidates
+    cands.sort(key=lambda c: (c[1] != 0.4, -c[0]))
+    for _area, _frac, ck, vert, body_slab in cands[:4]:
+        res = _trace_body(patch, ck & ~vert[None, :], body_slab, u_mm=u_mm, v_mm=v_mm,
+                          lo_lvl=float(lo_lvl), hi_lvl=float(hi_lvl))
+        if res is not None:
+            return res
+    return None
+
+
+def _trace_body(
+    patch: np.ndarray,
+    comp0: np.ndarray,
+    body_slab: np.ndarray,
+    *,
+    u_mm: np.ndarray,
+    v_mm: np.ndarray,
+    lo_lvl: float,
+    hi_lvl: float,
+) -> WedgeResult | None:
+    """Walk one candidate dark body outward to its edge (steps 3 of :func:`find_wedge`)."""
+    du = float(u_mm[1] - u_mm[0])
+    dv = float(v_mm[1] - v_mm[0])
+    contrast = hi_lvl - lo_lvl
+    vv = np.broadcast_to(v_mm[:, None], patch.shape)
+    idx = np.arange(len(u_mm))
+    # the body cannot reach far below the plateau level or high above the joint
+    comp = comp0 & (vv >= -2.0) & (vv <= 7.5)
     has = comp.any(axis=0)
-    vv = np.broadcast_to(v_mm[:, None], comp.shape)
     bot = np.where(has, np.where(comp, vv, np.inf).min(axis=0), np.nan)
     top = np.where(has, np.where(comp, vv, -np.inf).max(axis=0), np.nan)
     height = top - bot
-    ref = (u_mm >= -4.0) & (u_mm <= -1.0) & has
-    if not ref.any():
+    body_cols = np.nonzero(has & (comp & body_slab).any(axis=0))[0]
+    if body_cols.size < 3:
         return None
-    h_ref = float(np.median(height[ref]))
-    h_ref = float(np.clip(h_ref, 1.5, 9.0))
+    h_ref = float(np.clip(np.median(height[body_cols]), 1.5, 9.0))
     # mid-line: centre of the body per column; tall columns (a ligament) do not count
     centre = 0.5 * (bot + top)
-    usable = has & (height <= max(h_ref + 2.5, 7.0)) & (u_mm >= -8.0)
-    idx = np.arange(len(u_mm))
+    usable = has & (height <= max(h_ref + 2.5, 7.0))
     if usable.sum() < 3:
         return None
     centre = np.interp(idx, idx[usable], centre[usable])
@@ -359,8 +405,9 @@ def find_wedge(
     q = ndi.gaussian_filter1d(np.nan_to_num(q, nan=float(hi_lvl)), max(0.15 / du, 0.5))
     m_lvl = float(np.percentile(patch[comp], 30))
     rise = m_lvl + 0.2 * contrast
-    s0 = int(np.argmin(np.abs(u_mm + 2.5)))
-    # start on the body: the first dark column from 2.5 mm inside the margin
+    # start on the body: the first dark column from 2.5 mm inside the margin, or from
+    # the middle of the body when that lies further in (a meniscus inside the margin)
+    s0 = min(int(np.round(np.median(body_cols))), int(np.argmin(np.abs(u_mm + 2.5))))
     s_end = min(len(q), s0 + int(round(8.0 / du)))
     dark_from = np.nonzero(q[s0:s_end] < rise)[0]
     if dark_from.size == 0:
