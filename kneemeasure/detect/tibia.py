@@ -848,6 +848,15 @@ def trace_margin(
     thick = float(np.median(s_arr[vis, 2] - s_arr[vis, 1])) if vis.sum() >= 3 else 0.5
     thick = float(np.clip(thick, 0.2, 1.5))
     surface_v = np.where(np.isfinite(s_arr[:, 2]), s_arr[:, 2], s_arr[:, 1] + thick)
+    # consensus: a point more than 1.2 mm off the median of the surface within 2.5 mm
+    # (a physeal scar or vessel that stopped the walk below the surface) is dropped
+    idx_ok = np.nonzero(ok)[0]
+    dropped = np.zeros(len(ok), bool)
+    for i in idx_ok:
+        near_i = idx_ok[np.abs(s_arr[idx_ok, 0] - s_arr[i, 0]) <= 2.5]
+        if near_i.size >= 5 and abs(surface_v[i] - np.median(surface_v[near_i])) > 1.2:
+            dropped[i] = True
+    ok &= ~dropped
     # the run of plateau columns from the inside (start at the middle of the side)
     i_mid = int(np.argmin(np.abs(s_arr[:, 0] - 0.5 * (u_emin + u_rim0))))
     if not ok[i_mid]:
@@ -858,11 +867,16 @@ def trace_margin(
     while i_end + 1 < len(ok):
         if ok[i_end + 1] and abs(surface_v[i_end + 1] - surface_v[i_end]) < 1.5:
             i_end += 1
-        elif (i_end + 2 < len(ok) and ok[i_end + 2]
-              and abs(surface_v[i_end + 2] - surface_v[i_end]) < 1.5):
-            # one stray profile (noise, a vessel) does not end the plateau
-            skipped[i_end + 1] = True
-            i_end += 2
+            continue
+        # two stray profiles, or up to 3 mm of profiles dropped by the consensus, do
+        # not end the plateau when the surface resumes at the same height
+        j = i_end + 1
+        while j < len(ok) and not ok[j] and (
+                j - i_end <= 2 or (dropped[j] and s_arr[j, 0] - s_arr[i_end, 0] <= 3.0)):
+            j += 1
+        if j < len(ok) and ok[j] and abs(surface_v[j] - surface_v[i_end]) < 1.5:
+            skipped[i_end + 1 : j] = True
+            i_end = j
         else:
             break
     ok = ok & ~skipped
