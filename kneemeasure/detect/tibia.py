@@ -764,10 +764,16 @@ def trace_margin(
        4 mm beyond the coarse rim (each the mean of three profiles 0.4 mm apart),
        walking up out of the marrow; the surface is the outer edge of the cortex line,
        or the marrow edge plus the median cortex thickness where the cortex merges with
-       a dark neighbour. A column belongs to the plateau when marrow lies 1.5–4 mm below
-       its surface; the rim is the last such column of the run from the inside.
-    3. Plateau line: robust fit of the surface from 35 % of the eminence–rim span to
-       1.5 mm inside the rim.
+       a dark neighbour. Where the marrow just under that edge is dim (young or
+       oedematous subchondral marrow, a physeal scar), the edge moves up to the steep
+       drop into the joint band (:func:`_steep_surface`). A column belongs to the
+       plateau when marrow (upper quartile) lies 1.5–4 mm below its surface; points more
+       than 1.2 mm off the median surface within 2.5 mm are dropped; the rim is the last
+       column of the run from the inside (gaps of two profiles, or of up to 3 mm of
+       dropped points, are bridged when the surface resumes within 1.5 mm).
+    3. Plateau direction: chord of a robust parabola through the surface from 25 % of
+       the eminence–rim span (at most 25 mm inside the rim) to 1.5 mm inside the rim
+       (:func:`surface_chord`; a straight line where too few points).
     4. Outer cortex: profiles along the plateau direction ``cortex_depth_mm`` below the plateau,
        walking out of the marrow from 6 mm inside the rim; robust line through the
        outer cortex surfaces. Outward bumps (osteophytes) are outliers of that line.
@@ -884,7 +890,9 @@ def trace_margin(
     spanu = u_rim - u_emin
     # plateau direction: the chord of the compartment's surface (real plateaus are
     # curved; a consensus fit would pick one arc), the eminence slope excluded
-    fit = ok & (s_arr[:, 0] >= u_emin + 0.25 * spanu) & (s_arr[:, 0] <= u_rim - 1.5)
+    # (at most 25 mm inside the rim: a misplaced eminence must not add its slope)
+    u_lo = max(u_emin + 0.25 * spanu, u_rim - 25.0)
+    fit = ok & (s_arr[:, 0] >= u_lo) & (s_arr[:, 0] <= u_rim - 1.5)
     fit &= np.arange(len(ok)) <= i_end
     if fit.sum() < 4:
         fit = ok & (np.arange(len(ok)) <= i_end)
