@@ -599,16 +599,18 @@ def _steep_surface(
         Marrow and cortex levels of the slice. Only edges with dim marrow (below
         ``marrow - 0.2 (marrow - dark)``) 0.3–1.5 mm under them are moved.
     max_gap_mm : float
-        A clearly dark sample (below ``dark + 0.3 span``) within this distance above the
-        edge means the edge is already at the cortex: ``found`` is returned unchanged.
+        When the first clearly dark sample (below ``dark + 0.3 span``) lies within this
+        distance above the edge, the cortex line's outer surface found before is kept.
     reach_mm : float
         How far above the edge the dark joint band is looked for.
 
     Returns
     -------
     (edge_mm, surface_mm or None, rise)
-        Unchanged, or the half-way crossing (walking down from the dark band) between
-        the band and the brightest bone sample below it, with no separate surface.
+        Unchanged (bright marrow under the edge, no dark band within reach, or a dip
+        and rise on the way up, i.e. cortex then bright cartilage), or the half-way
+        crossing, walking down from the dark band, between the band and the brightest
+        sample from 0.5 mm under the edge up to the band.
 
     Notes
     -----
@@ -694,15 +696,13 @@ def surface_chord(
     if len(u) < 8 or float(np.ptp(u)) < min_span_mm:
         return None
     keep = np.ones(len(u), bool)
-    coef = np.polyfit(u, v, 2)
     for _ in range(3):
-        med = np.polyfit(u[keep], v[keep], 1) if keep.sum() >= 8 else coef
-        res0 = np.abs(v - np.polyval(med, u))
-        # start from the median-like line, then the parabola (a stray point pulls both)
         coef = np.polyfit(u[keep], v[keep], 2)
-        new = np.abs(v - np.polyval(coef, u)) <= inlier_tol
+        res = np.abs(v - np.polyval(coef, u))
+        new = res <= inlier_tol
         if new.sum() < 8:
-            new = res0 <= np.percentile(res0, 75)
+            # too few inliers: keep the best three quarters instead
+            new = res <= np.percentile(res, 75)
         if np.array_equal(new, keep):
             break
         keep = new
