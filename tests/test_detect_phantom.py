@@ -99,3 +99,40 @@ def test_lateral_extrusion_on_phantom_reference_slice(name):
     dr = (lm.plateau_rc[0] - truth.lateral_plateau_rc[0]) * spec.row_spacing_mm
     dc = (lm.plateau_rc[1] - truth.lateral_plateau_rc[1]) * spec.col_spacing_mm
     assert (dr**2 + dc**2) ** 0.5 < 1.0, (name, dr, dc)
+
+
+def test_surface_chord_of_a_dish_is_level_and_ignores_a_stray_point():
+    """A symmetric dish v = 0.02 (u - 10)^2 over u in [0, 20] mm has a level chord; a
+    straight consensus line would follow one arc (tilted by ~10 degrees)."""
+    import numpy as np
+
+    from kneemeasure.detect.tibia import surface_chord
+
+    u = np.arange(0.0, 20.01, 0.5)
+    v = 0.02 * (u - 10.0) ** 2
+    v[10] -= 3.0  # a walk stopped 3 mm low (a physeal scar)
+    line = surface_chord(u, v, p0=np.array([50.0, 40.0]), direction=np.array([0.0, -1.0]))
+    assert line is not None
+    assert abs(line.direction[0]) < 0.01 and line.direction[1] < 0  # level, outward kept
+    assert line.n_inliers == len(u) - 1
+    # the chord passes through the parabola's middle: v(10) = 0 -> row 50, u 10 -> col 30
+    assert line.point == pytest.approx([50.0, 30.0], abs=1e-6)
+
+
+def test_steep_surface_moves_an_edge_in_dim_marrow_up_to_the_band():
+    """Marrow fading from 1.0 (-3 mm) to 0.6 (2 mm, a dim subchondral zone), then a
+    ramp to the dark joint band (0.6 at 3 mm to 0.0 at 4 mm). The 0.65-level edge lies
+    at 1.5 mm in the dim zone; the surface is the ramp's half-way point between the
+    band (0.0) and the brightest sample from 0.5 mm under that edge (0.68 at 1.0 mm),
+    i.e. 0.34 at 3.43 mm."""
+    import numpy as np
+
+    from kneemeasure.detect.tibia import _steep_surface
+
+    x = np.arange(-3.0, 8.0, 0.05)
+    prof = np.interp(x, [-3.0, 2.0, 3.0, 4.0, 8.0], [1.0, 0.6, 0.6, 0.0, 0.0])
+    new = _steep_surface(prof, x, (1.5, None, 0.0), marrow=1.0, dark=0.0)
+    assert new[0] == pytest.approx(3.0 + (0.6 - 0.34) / 0.6, abs=0.03) and new[1] is None
+    # bright marrow right under the edge (a real marrow/cortex step): unchanged
+    step = np.interp(x, [-3.0, 0.95, 1.05, 8.0], [1.0, 1.0, 0.0, 0.0])
+    assert _steep_surface(step, x, (1.0, None, 0.0), marrow=1.0, dark=0.0) == (1.0, None, 0.0)

@@ -42,7 +42,9 @@ def test_t1_reference_slice_landmarks_and_fibula(t1_volume):
     assert 260 < lm.plateau_rc[0] < 340
     d = np.array(lm.plateau_dir_rc)
     mme = float(((np.array(lm.meniscus_rc) - np.array(lm.plateau_rc)) * [rs, cs]) @ d)
-    assert -1.0 <= mme <= 4.0
+    # a young normal knee: either a plausible extrusion, or a detection that says it is
+    # unsure (the pipeline then marks it for review / tries the neighbouring slice)
+    assert -1.0 <= mme <= 4.0 or lm.confidence < 0.5, (inst[choice.index], mme, lm)
     assert d[1] < 0  # outward = medial = image left
     side, conf = infer_fibula_side(vol, row_spacing_mm=rs, col_spacing_mm=cs)
     assert side == 1 and conf > 0.5
@@ -69,3 +71,20 @@ def test_t1_margin_and_meniscal_edge_where_a_reader_puts_them(t1_volume, instanc
             return float(np.hypot((p[0] - q[0]) * rs, (p[1] - q[1]) * cs))
         assert dist_mm(lm.plateau_rc, (299.0, 139.5)) < 2.0, lm
         assert dist_mm(lm.meniscus_rc, (289.0, 135.0)) < 2.0, lm
+
+
+# Instance 10 of this young knee: the medial plateau surface (lower edge of the dark
+# joint band) falls about 3 mm from the margin (row ~298, col 140) to the deepest point
+# of the dish (row ~309, col 205) and rises again toward the eminence; its chord is
+# 5-9 degrees from the image row. A dimmer subchondral zone and a physeal scar run
+# obliquely through the marrow below it: a surface traced there tilts the plateau by
+# 20-25 degrees and adds about 1 mm of extrusion.
+def test_t1_plateau_direction_follows_the_joint_surface(t1_volume):
+    vol, inst, rs, cs = t1_volume
+    img = vol[inst.index(10)]
+    lm = detect_landmarks(img, row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=-1)
+    d = np.array(lm.plateau_dir_rc)
+    angle = float(np.degrees(np.arctan2(abs(d[0]), abs(d[1]))))
+    assert angle <= 10.0, (angle, lm)
+    mme = float(((np.array(lm.meniscus_rc) - np.array(lm.plateau_rc)) * [rs, cs]) @ d)
+    assert -0.5 <= mme <= 1.2, (mme, lm)

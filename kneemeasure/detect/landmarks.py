@@ -214,6 +214,11 @@ def detect_landmarks(
         notes.append("weak cues: " + ", ".join(weak))
     if men.ligament_stop:
         notes.append("meniscus merges with a vertical dark band (MCL/capsule)")
+        if men.outer_uv[1] > max(5.0, men.height_mm + 1.5):
+            # the edge was followed up the band (T1: meniscus, deep MCL and capsule
+            # merge), far above the body: likely the ligament's far side
+            confidence *= 0.5
+            notes.append("meniscal edge high above the plateau along a ligament; check it")
     notes.append(f"polarity {'bright' if bp.polarity > 0 else 'dark'} marrow; "
                  f"eminence {geo.eminence_height_mm:.1f} mm; body width {width:.1f} mm")
     return Landmarks(

@@ -20,6 +20,7 @@ __all__ = [
     "fit_cortex_line",
     "fit_line_robust",
     "intersect_lines",
+    "surface_chord",
     "tibial_geometry",
     "trace_margin",
 ]
@@ -580,6 +581,147 @@ def bone_surface_edge(
     return edge, float(x_mm[0] + xs * dx), float(rise)
 
 
+def _steep_surface(
+    profile: np.ndarray, x_mm: np.ndarray, found: tuple[float, float | None, float], *,
+    marrow: float, dark: float, max_gap_mm: float = 1.0, reach_mm: float = 4.5,
+) -> tuple[float, float | None, float]:
+    """Move a marrow edge found in a greyish subchondral zone up to the steep drop above it.
+
+    Parameters
+    ----------
+    profile : ndarray, shape (N,)
+        Smoothed intensities at ``x_mm`` (increasing up, out of the tibia).
+    x_mm : ndarray, shape (N,)
+        Evenly spaced positions (mm).
+    found : (edge_mm, surface_mm or None, rise)
+        Result of :func:`bone_surface_edge`.
+    marrow, dark : float
+        Marrow and cortex levels of the slice. Only edges with dim marrow (below
+        ``marrow - 0.2 (marrow - dark)``) 0.3–1.5 mm under them are moved.
+    max_gap_mm : float
+        When the first clearly dark sample (below ``dark + 0.3 span``) lies within this
+        distance above the edge, the cortex line's outer surface found before is kept.
+    reach_mm : float
+        How far above the edge the dark joint band is looked for.
+
+    Returns
+    -------
+    (edge_mm, surface_mm or None, rise)
+        Unchanged (bright marrow under the edge, no dark band within reach, or a dip
+        and rise on the way up, i.e. cortex then bright cartilage), or the half-way
+        crossing, walking down from the dark band, between the band and the brightest
+        sample from 0.5 mm under the edge up to the band.
+
+    Notes
+    -----
+    Young or oedematous subchondral marrow can be darker than the deep marrow (a
+    physeal scar runs through it), so the fixed marrow/cortex level is crossed a few
+    mm below the real surface; the real surface is the steep drop into the dark band
+    of cortex and cartilage above it.
+    """
+    from kneemeasure.detect.meniscus import subpixel_crossing
+
+    span = marrow - dark
+    edge = found[0]
+    dx = float(x_mm[1] - x_mm[0])
+    i_e = int(np.clip(round((edge - x_mm[0]) / dx), 0, len(x_mm) - 1))
+    sub = profile[(x_mm >= edge - 1.5) & (x_mm <= edge - 0.3)]
+    if sub.size == 0 or float(np.median(sub)) > marrow - 0.2 * span:
+        # bright marrow right under the edge: a real marrow/cortex step
+        return found
+    i_r = min(len(x_mm), i_e + int(round(reach_mm / dx)) + 1)
+    low = np.nonzero(profile[i_e:i_r] < dark + 0.3 * span)[0]
+    if low.size == 0:
+        return found
+    i_d = i_e + int(low[0])
+    seg = profile[i_e : i_d + 1]
+    if float((seg - np.minimum.accumulate(seg)).max()) > 0.1 * span:
+        # a dip and a rise on the way up (cortex, then bright cartilage): the dark
+        # sample further up is a meniscus or the joint, not this bone's surface
+        return found
+    i_m = i_d + int(np.argmin(profile[i_d : min(len(x_mm), i_d + int(round(1.0 / dx)) + 1)]))
+    i_b = max(0, i_e - int(round(0.5 / dx)))
+    p_top = float(profile[i_b:i_d].max())
+    p_min = float(profile[i_m])
+    if p_top - p_min < 0.3 * span:
+        return found
+    x = subpixel_crossing(profile, level=0.5 * (p_top + p_min), start=i_m, direction=-1)
+    if x is None:
+        return found
+    new = float(x_mm[0] + x * dx)
+    if new <= edge:
+        return found
+    if found[1] is not None and low[0] * dx <= max_gap_mm and found[1] > new:
+        return new, found[1], found[2]
+    return new, None, found[2]
+
+
+def surface_chord(
+    u_mm: np.ndarray, v_mm: np.ndarray, *, p0: np.ndarray, direction: np.ndarray,
+    inlier_tol: float = 1.0, min_span_mm: float = 8.0,
+) -> Line | None:
+    """Chord of a curved plateau surface: robust parabola through it, ends joined.
+
+    Parameters
+    ----------
+    u_mm, v_mm : ndarray, shape (N,)
+        Surface points in the frame of a first plateau line: ``u`` along ``direction``,
+        ``v`` along its up-normal (mm).
+    p0 : ndarray, shape (2,)
+        Origin of that frame, ``(row, col)`` in mm.
+    direction : ndarray, shape (2,)
+        Unit ``(row, col)`` vector of the first line (outward).
+    inlier_tol : float, keyword-only
+        Largest residual (mm) from the parabola for a point to count.
+    min_span_mm : float, keyword-only
+        Shortest ``u`` range for a parabola; shorter runs give ``None``.
+
+    Returns
+    -------
+    Line or None
+        Through the parabola at the middle of the range, along the chord between its
+        values at both ends of the inlier range (pointing along ``direction``);
+        ``rms_mm`` is the parabola's inlier residual. ``None`` when fewer than 8 points
+        or a too short range.
+
+    Notes
+    -----
+    Real plateaus are dished (a few mm deep over the compartment); a straight
+    consensus line keeps only one arc of the dish, which on a young knee tilts it by
+    10-20 degrees. The chord of a parabola follows the whole compartment while single
+    stray points (residual above ``inlier_tol`` after three refits) are ignored.
+    """
+    u = np.asarray(u_mm, float)
+    v = np.asarray(v_mm, float)
+    if len(u) < 8 or float(np.ptp(u)) < min_span_mm:
+        return None
+    keep = np.ones(len(u), bool)
+    for _ in range(3):
+        coef = np.polyfit(u[keep], v[keep], 2)
+        res = np.abs(v - np.polyval(coef, u))
+        new = res <= inlier_tol
+        if new.sum() < 8:
+            # too few inliers: keep the best three quarters instead
+            new = res <= np.percentile(res, 75)
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    coef = np.polyfit(u[keep], v[keep], 2)
+    ui = u[keep]
+    if float(np.ptp(ui)) < min_span_mm:
+        return None
+    lo, hi = float(ui.min()), float(ui.max())
+    slope = (np.polyval(coef, hi) - np.polyval(coef, lo)) / (hi - lo)
+    d = np.asarray(direction, float) / np.linalg.norm(direction)
+    n = up_normal_of(d)
+    dd = d + slope * n
+    dd /= np.linalg.norm(dd)
+    um = 0.5 * (lo + hi)
+    point = np.asarray(p0, float) + um * d + float(np.polyval(coef, um)) * n
+    rms = float(np.sqrt(np.mean((v[keep] - np.polyval(coef, u[keep])) ** 2)))
+    return Line(point, dd, rms, int(keep.sum()))
+
+
 def trace_margin(
     image: np.ndarray,
     geo: TibiaGeometry,
@@ -622,10 +764,16 @@ def trace_margin(
        4 mm beyond the coarse rim (each the mean of three profiles 0.4 mm apart),
        walking up out of the marrow; the surface is the outer edge of the cortex line,
        or the marrow edge plus the median cortex thickness where the cortex merges with
-       a dark neighbour. A column belongs to the plateau when marrow lies 1.5–4 mm below
-       its surface; the rim is the last such column of the run from the inside.
-    3. Plateau line: robust fit of the surface from 35 % of the eminence–rim span to
-       1.5 mm inside the rim.
+       a dark neighbour. Where the marrow just under that edge is dim (young or
+       oedematous subchondral marrow, a physeal scar), the edge moves up to the steep
+       drop into the joint band (:func:`_steep_surface`). A column belongs to the
+       plateau when marrow (upper quartile) lies 1.5–4 mm below its surface; points more
+       than 1.2 mm off the median surface within 2.5 mm are dropped; the rim is the last
+       column of the run from the inside (gaps of two profiles, or of up to 3 mm of
+       dropped points, are bridged when the surface resumes within 1.5 mm).
+    3. Plateau direction: chord of a robust parabola through the surface from 25 % of
+       the eminence–rim span (at most 25 mm inside the rim) to 1.5 mm inside the rim
+       (:func:`surface_chord`; a straight line where too few points).
     4. Outer cortex: profiles along the plateau direction ``cortex_depth_mm`` below the plateau,
        walking out of the marrow from 6 mm inside the rim; robust line through the
        outer cortex surfaces. Outward bumps (osteophytes) are outliers of that line.
@@ -684,13 +832,17 @@ def trace_margin(
         base = p0 + u * d
         prof = profiles(base, n, d, t)
         e = bone_surface_edge(prof, t, marrow=marrow, dark=dark, start_mm=-4.0)
+        if e is not None:
+            # the steep drop into the joint band, not a level crossing in greyish
+            # subchondral marrow (physeal scar) below it
+            e = _steep_surface(prof, t, e, marrow=marrow, dark=dark)
         if e is None:
             surf.append((u, np.nan, np.nan, False))
             continue
         edge, outer, _ = e
-        # marrow below the surface?
+        # marrow below the surface? (upper quartile: subchondral marrow may be greyish)
         below = prof[(t > edge - 4.0) & (t < edge - 1.5)]
-        ok = below.size > 0 and abs(float(np.median(below)) - marrow) < 0.3 * span
+        ok = below.size > 0 and abs(float(np.percentile(below, 75)) - marrow) < 0.3 * span
         surf.append((u, edge, np.nan if outer is None else outer, ok))
     s_arr = np.array(surf, float).reshape(-1, 4)
     ok = s_arr[:, 3] > 0.5
@@ -702,26 +854,53 @@ def trace_margin(
     thick = float(np.median(s_arr[vis, 2] - s_arr[vis, 1])) if vis.sum() >= 3 else 0.5
     thick = float(np.clip(thick, 0.2, 1.5))
     surface_v = np.where(np.isfinite(s_arr[:, 2]), s_arr[:, 2], s_arr[:, 1] + thick)
+    # consensus: a point more than 1.2 mm off the median of the surface within 2.5 mm
+    # (a physeal scar or vessel that stopped the walk below the surface) is dropped
+    idx_ok = np.nonzero(ok)[0]
+    dropped = np.zeros(len(ok), bool)
+    for i in idx_ok:
+        near_i = idx_ok[np.abs(s_arr[idx_ok, 0] - s_arr[i, 0]) <= 2.5]
+        if near_i.size >= 5 and abs(surface_v[i] - np.median(surface_v[near_i])) > 1.2:
+            dropped[i] = True
+    ok &= ~dropped
     # the run of plateau columns from the inside (start at the middle of the side)
     i_mid = int(np.argmin(np.abs(s_arr[:, 0] - 0.5 * (u_emin + u_rim0))))
     if not ok[i_mid]:
         cand = np.nonzero(ok)[0]
         i_mid = int(cand[np.argmin(np.abs(cand - i_mid))])
     i_end = i_mid
-    while (i_end + 1 < len(ok) and ok[i_end + 1]
-           and abs(surface_v[i_end + 1] - surface_v[i_end]) < 1.5):
-        i_end += 1
+    skipped = np.zeros(len(ok), bool)
+    while i_end + 1 < len(ok):
+        if ok[i_end + 1] and abs(surface_v[i_end + 1] - surface_v[i_end]) < 1.5:
+            i_end += 1
+            continue
+        # two stray profiles, or up to 3 mm of profiles dropped by the consensus, do
+        # not end the plateau when the surface resumes at the same height
+        j = i_end + 1
+        while j < len(ok) and not ok[j] and (
+                j - i_end <= 2 or (dropped[j] and s_arr[j, 0] - s_arr[i_end, 0] <= 3.0)):
+            j += 1
+        if j < len(ok) and ok[j] and abs(surface_v[j] - surface_v[i_end]) < 1.5:
+            skipped[i_end + 1 : j] = True
+            i_end = j
+        else:
+            break
+    ok = ok & ~skipped
     u_rim = float(s_arr[i_end, 0])
     spanu = u_rim - u_emin
     # plateau direction: the chord of the compartment's surface (real plateaus are
     # curved; a consensus fit would pick one arc), the eminence slope excluded
-    fit = ok & (s_arr[:, 0] >= u_emin + 0.35 * spanu) & (s_arr[:, 0] <= u_rim - 1.5)
+    # (at most 25 mm inside the rim: a misplaced eminence must not add its slope)
+    u_lo = max(u_emin + 0.25 * spanu, u_rim - 25.0)
+    fit = ok & (s_arr[:, 0] >= u_lo) & (s_arr[:, 0] <= u_rim - 1.5)
     fit &= np.arange(len(ok)) <= i_end
     if fit.sum() < 4:
         fit = ok & (np.arange(len(ok)) <= i_end)
     xy = np.column_stack([p0[0] + s_arr[:, 0] * d[0] + surface_v * n[0],
                           p0[1] + s_arr[:, 0] * d[1] + surface_v * n[1]])
-    plateau = fit_line_robust(xy[fit], inlier_tol=1.0)
+    plateau = surface_chord(s_arr[fit, 0], surface_v[fit], p0=p0, direction=d)
+    if plateau is None:
+        plateau = fit_line_robust(xy[fit], inlier_tol=1.0)
     dd = plateau.direction
     if dd @ d < 0:
         dd = -dd
