@@ -131,8 +131,15 @@ class Series:
         -------
         ndarray, shape (n, rows, cols), float32
         """
-        idx = range(self.n_slices) if indices is None else indices
-        return np.stack([self.load_frame(i) for i in idx])
+        idx = list(range(self.n_slices) if indices is None else indices)
+        if len(idx) < 4:
+            return np.stack([self.load_frame(i) for i in idx])
+        # decoders (pylibjpeg/openjpeg, numpy) release the GIL for most of the work:
+        # two threads decode a compressed series almost twice as fast on two cores
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return np.stack(list(pool.map(self.load_frame, idx)))
 
 
 @dataclass
