@@ -218,10 +218,6 @@ def detect_landmarks(
     weak = [k for k, s in cues.items() if s < 0.5]
     if weak:
         notes.append("weak cues: " + ", ".join(weak))
-    if len(weak) >= 3:
-        # three independent cues failing together: phantom checks show such results
-        # are mostly wrong (meniscal edge at fluid or a ligament)
-        confidence *= 0.75
     if men.ligament_stop:
         notes.append("meniscus merges with a vertical dark band (MCL/capsule)")
         if men.outer_uv[1] > max(5.0, men.height_mm + 1.5):
