@@ -11,6 +11,7 @@ import pytest
 from kneemeasure.detect import detect_landmarks
 from kneemeasure.measure import extrusion_mm
 from kneemeasure.phantom import SAMPLE_SPECS, PhantomSpec, make_volume, suite_specs
+from kneemeasure.validate import hard_suite_specs
 
 _SAMPLES = {s.name: s for s, _ in SAMPLE_SPECS}
 
@@ -20,6 +21,7 @@ def _one_slice(spec: PhantomSpec) -> PhantomSpec:
 
 
 _SUITE = suite_specs(24)
+_HARD = {spec.name: spec for _, spec in hard_suite_specs(240)}
 
 CASES = {
     "pd_iso": _SAMPLES["r_pd_iso_mme1p5"],
@@ -39,6 +41,11 @@ CASES = {
     "pd_tilt": _SUITE[18],
     "pd_rotated_tilt_degenerated": _SUITE[11],
     "t1_osteophyte_effusion_degenerated": _SUITE[9],
+    # dark marrow, 5-6 mm extrusion: the bright fluid wrapping the extruded meniscus
+    # and sloping down the bone's outer side must not extend the plateau (margin was
+    # 6 mm out)
+    "pdfs_extruded_fluid_slope": _HARD["baseline_012"],
+    "pdfs_extruded_fine_left": _HARD["fine_spacing_005"],
 }
 
 #: Lateral compartment (fibular head below the plateau must not be taken as the margin).

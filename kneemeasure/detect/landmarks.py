@@ -209,6 +209,12 @@ def detect_landmarks(
         # into soft tissue that the image cuts off.
         confidence *= border_mm / 5.0
         notes.append("tibial margin within 5 mm of the image edge")
+    tilt_deg = float(np.degrees(np.arctan2(abs(d[0]), abs(d[1]))))
+    if tilt_deg > 25.0:
+        # coronal plateaus lie within a few degrees (varus, a rotated knee: ~10) of the
+        # image rows; a steep "plateau" means the bone pair or the surface was misread
+        confidence *= 0.5
+        notes.append(f"plateau {tilt_deg:.0f} deg from the image rows (implausible)")
     weak = [k for k, s in cues.items() if s < 0.5]
     if weak:
         notes.append("weak cues: " + ", ".join(weak))

@@ -1108,8 +1108,28 @@ def cartilage_margin(
                              "--points or --interactive")
     i_mid = int(cand[np.argmin(np.abs(cand - i_mid))])
     i_end = i_mid
-    while i_end + 1 < len(ok) and ok[i_end + 1] and abs(arr[i_end + 1, 1] - arr[i_end, 1]) < 1.0:
-        i_end += 1
+    back = int(round(2.0 / 0.5))  # u_list step 0.5 mm
+    skipped = np.zeros(len(ok), bool)
+    while i_end + 1 < len(ok):
+        nxt = i_end + 1
+        if not (ok[nxt] and abs(arr[nxt, 1] - arr[i_end, 1]) < 1.0):
+            # up to two noisy profiles (a spike in the dark bone taken for the band)
+            # do not end the plateau when the surface resumes at the same height
+            nxt = next((j for j in range(i_end + 2, min(len(ok), i_end + 4))
+                        if ok[j] and abs(arr[j, 1] - arr[i_end, 1]) < 1.0), -1)
+            if nxt < 0:
+                break
+        # a surface sloping steadily down beyond the rim (fluid wrapping an extruded
+        # meniscus and the bone's outer side) is not the plateau: more than 1.2 mm of
+        # drop within 2 mm ends it
+        j0 = max(i_mid, nxt - back)
+        prev = arr[j0 : i_end + 1, 1][ok[j0 : i_end + 1] & ~skipped[j0 : i_end + 1]]
+        if prev.size and arr[nxt, 1] < prev.max() - 1.2:
+            notes.append("cartilage surface drops steeply beyond the rim; rim set there")
+            break
+        skipped[i_end + 1 : nxt] = True
+        i_end = nxt
+    ok = ok & ~skipped
     u_rim = float(arr[i_end, 0])
     xy = np.column_stack([p0[0] + arr[:, 0] * d[0] + arr[:, 1] * n[0],
                           p0[1] + arr[:, 0] * d[1] + arr[:, 1] * n[1]])
