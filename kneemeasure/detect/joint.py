@@ -204,22 +204,6 @@ def _pair_from_labels(
     return best
 
 
-def _clean_pair(bp: BonePair) -> BonePair:
-    """Drop bone-like tissue beyond each bone's cortex (see :func:`_main_run`)."""
-    fem = _main_run(bp.femur)
-    tib = _main_run(bp.tibia)
-    h = tib.shape[0]
-    fb = np.where(fem.any(axis=0), h - 1 - np.argmax(fem[::-1], axis=0), -1)
-    tt = np.where(tib.any(axis=0), np.argmax(tib, axis=0), -1)
-    gap = (tt - fb) * bp.step_mm
-    ok = (fb >= 0) & (tt >= 0) & (gap > 0.5) & (gap < 15.0)
-    cols = np.nonzero(ok)[0]
-    if cols.size * bp.step_mm < 20.0:
-        return bp
-    return BonePair(fem, tib, bp.polarity, bp.norm, cols, fb[cols].astype(float),
-                    tt[cols].astype(float), bp.score, bp.step_mm)
-
-
 def _joint_side_cuts(norm: np.ndarray, body: np.ndarray, step_mm: float) -> np.ndarray:
     """Horizontal cuts from the outer ends of the bright joint band to the body edge.
 

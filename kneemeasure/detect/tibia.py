@@ -6,6 +6,7 @@ All coordinates here are ``(row, col)`` in millimetres on the isotropic grid
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -722,6 +723,64 @@ def surface_chord(
     return Line(point, dd, rms, int(keep.sum()))
 
 
+def _margin_from_cortex(
+    cpts: Sequence[np.ndarray] | np.ndarray,
+    rim_line: Line,
+    rim_pt: np.ndarray,
+    *,
+    outward: np.ndarray,
+    up: np.ndarray,
+    max_jump_mm: float,
+    rim_name: str,
+    notes: list[str],
+) -> tuple[Line | None, np.ndarray]:
+    """Tibial margin = the plateau line next to the rim meets the outer cortex line.
+
+    Parameters
+    ----------
+    cpts : sequence of (row_mm, col_mm)
+        Outer cortex points below the rim; fewer than 6 -> the rim is the margin.
+    rim_line : Line
+        The plateau surface next to the rim (mm).
+    rim_pt : ndarray, shape (2,)
+        The rim point (mm), used when the cortex is missing or implausible.
+    outward, up : ndarray, shape (2,)
+        Unit outward plateau direction and the up-normal (toward the femur).
+    max_jump_mm : float
+        An intersection farther than this from the rim is not trusted.
+    rim_name : str
+        How the rim was found, for the notes.
+    notes : list of str
+        Appended to (why the rim was used instead of the intersection).
+
+    Returns
+    -------
+    cortex : Line or None
+        The outer cortex line (pointing down), ``None`` when not used.
+    margin : ndarray, shape (2,)
+        The margin (mm).
+    """
+    if len(cpts) < 6:
+        notes.append(f"outer cortex not traced; rim of the {rim_name} used")
+        return None, rim_pt
+    fitted = fit_cortex_line(np.asarray(cpts), outward=outward)
+    cdir = fitted.direction if fitted.direction @ up <= 0 else -fitted.direction
+    cortex = Line(fitted.point, cdir, fitted.rms_mm, fitted.n_inliers)
+    if abs(cdir @ outward) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts):
+        notes.append(f"outer cortex line implausible; rim of the {rim_name} used")
+        return None, rim_pt
+    try:
+        margin = np.array(intersect_lines(rim_line.point, rim_line.direction,
+                                          cortex.point, cortex.direction))
+    except ValueError:
+        return None, rim_pt
+    if np.linalg.norm(margin - rim_pt) > max_jump_mm:
+        short = "traced rim" if rim_name == "traced plateau" else "cartilage rim"
+        notes.append(f"cortex/plateau intersection far from the {short}; rim used")
+        return None, rim_pt
+    return cortex, margin
+
+
 def trace_margin(
     image: np.ndarray,
     geo: TibiaGeometry,
@@ -945,31 +1004,11 @@ def trace_margin(
         cpts = np.column_stack([rim_pt[0] - arr[:, 0] * n[0] + outer * d[0],
                                 rim_pt[1] - arr[:, 0] * n[1] + outer * d[1]])
         rises = visc
-    cortex = None
-    margin = rim_pt
-    cc = 0.0
-    if len(cpts) >= 6:
-        cortex = fit_cortex_line(np.asarray(cpts), outward=d)
-        cdir = cortex.direction
-        if cdir @ n > 0:
-            cdir = -cdir
-        cortex.direction = cdir
-        cc = float(np.mean(rises))
-        if abs(cdir @ d) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts):
-            notes.append("outer cortex line implausible; rim of the traced plateau used")
-            cortex = None
-        else:
-            try:
-                margin = np.array(intersect_lines(rim_line.point, rim_line.direction,
-                                                  cortex.point, cortex.direction))
-            except ValueError:
-                cortex = None
-            if cortex is not None and np.linalg.norm(margin - rim_pt) > 6.0:
-                notes.append("cortex/plateau intersection far from the traced rim; rim used")
-                margin = rim_pt
-                cortex = None
-    else:
-        notes.append("outer cortex not traced; rim of the traced plateau used")
+    cc = float(np.mean(rises)) if len(cpts) >= 6 else 0.0
+    cortex, margin = _margin_from_cortex(
+        cpts, rim_line, rim_pt, outward=d, up=n, max_jump_mm=6.0, rim_name="traced plateau",
+        notes=notes,
+    )
     del m0
     return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, cc)
 
@@ -1176,25 +1215,8 @@ def cartilage_margin(
         x = subpixel_crossing(p, level=0.5 * (p_min + p_out), start=i_min, direction=1)
         if x is not None:
             cpts.append(base + (uc[0] + x * 0.05) * dd)
-    cortex = None
-    margin = rim_pt
-    if len(cpts) >= 6:
-        cortex = fit_cortex_line(np.asarray(cpts), outward=dd)
-        cdir = cortex.direction if cortex.direction @ n2 <= 0 else -cortex.direction
-        cortex = Line(cortex.point, cdir, cortex.rms_mm, cortex.n_inliers)
-        if abs(cdir @ dd) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts):
-            notes.append("outer cortex line implausible; rim of the cartilage surface used")
-            cortex = None
-        else:
-            try:
-                margin = np.array(intersect_lines(rim_line.point, rim_line.direction,
-                                                  cortex.point, cortex.direction))
-            except ValueError:
-                cortex = None
-            if cortex is not None and np.linalg.norm(margin - rim_pt) > 4.0:
-                notes.append("cortex/plateau intersection far from the cartilage rim; rim used")
-                margin = rim_pt
-                cortex = None
-    else:
-        notes.append("outer cortex not traced; rim of the cartilage surface used")
+    cortex, margin = _margin_from_cortex(
+        cpts, rim_line, rim_pt, outward=dd, up=n2, max_jump_mm=4.0, rim_name="cartilage surface",
+        notes=notes,
+    )
     return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, 0.0)
