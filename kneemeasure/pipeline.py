@@ -8,6 +8,7 @@ The CLI is a thin wrapper around ``run_measure``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -337,9 +338,11 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
         m.laterality, m.laterality_source = laterality, lat_source
         m.medial_image_side = _image_side(medial_sign)
         m.method = "auto"
+        tried: dict[int, Landmarks | KneeMeasureError] = {}
         side_index, lm = _detect_reference(
             volume,
             decoded.index(index),
+            tried=tried,
             neighbours=[] if forced is not None else body,
             row_spacing_mm=rs,
             col_spacing_mm=cs,
@@ -368,6 +371,7 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
                 outer=outer,
                 reference_index=side_index,
                 confidence_threshold=options.confidence_threshold,
+                known=tried,
             )
         rows.append(m)
     return rows
@@ -384,6 +388,7 @@ def _detect_reference(
     side: str,
     threshold: float,
     series: Series,
+    tried: dict[int, Landmarks | KneeMeasureError] | None = None,
 ) -> tuple[int, Landmarks]:
     """Landmarks on the spine-apex slice, or on a neighbour when the apex slice is unsure.
 
@@ -392,17 +397,27 @@ def _detect_reference(
     confidence is below ``threshold``, the two neighbours (if they are body
     slices) are tried and the most confident result is kept, with a note saying
     so; a forced slice (``--slice``) passes no neighbours and is never moved.
+    Every detection made is recorded in ``tried`` (index -> landmarks or error) so
+    that the slice profile does not repeat it.
     """
     from kneemeasure.detect import detect_landmarks
 
+    tried = {} if tried is None else tried
+
     def detect(i: int) -> Landmarks:
-        return detect_landmarks(
-            volume[i],
-            row_spacing_mm=row_spacing_mm,
-            col_spacing_mm=col_spacing_mm,
-            outer_col_sign=outer_col_sign,
-            side=side,
-        )
+        try:
+            lm = detect_landmarks(
+                volume[i],
+                row_spacing_mm=row_spacing_mm,
+                col_spacing_mm=col_spacing_mm,
+                outer_col_sign=outer_col_sign,
+                side=side,
+            )
+        except KneeMeasureError as exc:
+            tried[i] = exc
+            raise
+        tried[i] = copy.deepcopy(lm)  # the caller adjusts the chosen one's confidence
+        return lm
 
     try:
         best: tuple[int, Landmarks] | None = (index, detect(index))
@@ -477,11 +492,13 @@ def _slice_profile(
     outer: int,
     reference_index: int | None = None,
     confidence_threshold: float = 0.5,
+    known: dict[int, Landmarks | KneeMeasureError] | None = None,
 ) -> None:
     """Measure every slice of the meniscal body; fill ``slice_profile`` and the maximum.
 
     The reference slice reuses the main measurement of ``m`` (so the profile and
-    the main number agree exactly); the other slices are detected independently.
+    the main number agree exactly); slices in ``known`` (detected while choosing the
+    reference) are reused, the others are detected here.
     ``max_extrusion_mm`` / ``max_extrusion_instance`` are taken over the slices
     with status ``ok`` (confidence >= ``confidence_threshold``); they stay
     ``None`` when no slice is ok.
@@ -511,8 +528,10 @@ def _slice_profile(
     ]
     # detection is pure numpy/scipy work that mostly releases the GIL: two threads
     # cut the profile's wall time on a 2-core machine without extra processes
+    detected = {i: known[i] for i in todo if known and i in known}  # already detected
+    todo = [i for i in todo if i not in detected]
     with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
-        detected = dict(zip(todo, pool.map(detect, todo), strict=True))
+        detected.update(zip(todo, pool.map(detect, todo), strict=True))
     profile = []
     for i in indices:
         f = series.frames[i]
