@@ -94,7 +94,7 @@ PathsArg = Annotated[
 def _options(**kw):
     from kneemeasure.pipeline import MeasureOptions
 
-    opts = MeasureOptions(**kw)
+    opts = MeasureOptions(**kw, debug=state["debug"])  # --debug: bugs raise, not error rows
     opts.validate()
     return opts
 
