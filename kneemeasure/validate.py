@@ -230,6 +230,33 @@ SLICE_TRUTH_COLUMNS = (
 )
 
 
+def _run_tasks(
+    fn: Callable,
+    tasks: Sequence,
+    *,
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list:
+    """``[fn(t) for t in tasks]`` in order, on a process pool when ``workers > 1``.
+
+    ``progress(done, total)`` is called after each task.
+    """
+    results: list = [None] * len(tasks)
+    if workers <= 1 or len(tasks) <= 1:
+        for i, t in enumerate(tasks):
+            results[i] = fn(t)
+            if progress:
+                progress(i + 1, len(tasks))
+        return results
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(fn, t): i for i, t in enumerate(tasks)}
+        for done, fut in enumerate(as_completed(futures), 1):
+            results[futures[fut]] = fut.result()
+            if progress:
+                progress(done, len(tasks))
+    return results
+
+
 def write_suite(
     outdir: Path,
     specs: Sequence[tuple[str, PhantomSpec]],
@@ -266,19 +293,7 @@ def write_suite(
         raise UsageError("write_suite: spec names must be unique (they name the series folders)")
     outdir.mkdir(parents=True, exist_ok=True)
     tasks = [(c, s, str(outdir), transfer_syntax) for c, s in specs]
-    results: list[tuple[str, dict, list[dict]] | None] = [None] * len(tasks)
-    if workers <= 1:
-        for i, t in enumerate(tasks):
-            results[i] = _write_one(t)
-            if progress:
-                progress(i + 1, len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_write_one, t): i for i, t in enumerate(tasks)}
-            for done, fut in enumerate(as_completed(futures), 1):
-                results[futures[fut]] = fut.result()
-                if progress:
-                    progress(done, len(tasks))
+    results = _run_tasks(_write_one, tasks, workers=workers, progress=progress)
     truth_path = outdir / "truth.csv"
     with truth_path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["condition", *TRUTH_COLUMNS], lineterminator="\n")
@@ -443,19 +458,7 @@ def write_us_suite(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     tasks = [(f"us_{i:03d}_{cond}.dcm", spec, str(outdir)) for i, (cond, spec) in enumerate(specs)]
-    results: list[dict | None] = [None] * len(tasks)
-    if workers <= 1 or len(tasks) <= 1:
-        for i, t in enumerate(tasks):
-            results[i] = _write_us_one(t)
-            if progress:
-                progress(i + 1, len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_write_us_one, t): i for i, t in enumerate(tasks)}
-            for done, fut in enumerate(as_completed(futures), 1):
-                results[futures[fut]] = fut.result()
-                if progress:
-                    progress(done, len(tasks))
+    results = _run_tasks(_write_us_one, tasks, workers=workers, progress=progress)
     truth_path = outdir / "truth.csv"
     columns = list(results[0]) if results else ["modality", "condition", "tags", "file"]
     with truth_path.open("w", newline="") as fh:

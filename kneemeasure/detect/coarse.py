@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
+from kneemeasure.detect.joint import joint_side_cuts
 from kneemeasure.errors import DetectionError, UsageError
 
 # notch trace weights: marrow-below penalty and per-pixel row jump (ridge term in 0..2)
@@ -185,40 +186,6 @@ def _body_mask(norm: np.ndarray) -> np.ndarray:
     return has[:, None] & (cols >= first[:, None]) & (cols <= last[:, None])
 
 
-def _joint_side_cuts(norm: np.ndarray, body: np.ndarray) -> np.ndarray:
-    """1 mm cuts from the outer ends of the bright joint band to the body edge (fat-sat)."""
-    cut = np.zeros_like(body)
-    vals = norm[body]
-    if vals.size < 100:
-        return cut
-    bright = (norm > threshold_otsu(vals)) & body
-    lab, _ = ndi.label(bright)
-    bands = []
-    for sl_ in ndi.find_objects(lab):
-        if sl_ is None:
-            continue
-        h = sl_[0].stop - sl_[0].start
-        w = sl_[1].stop - sl_[1].start
-        if w >= 10 and h <= 18 and w >= 1.5 * h:
-            bands.append(sl_)
-    if not bands:
-        return cut
-    left = min(bands, key=lambda q: q[1].start)
-    right = max(bands, key=lambda q: q[1].stop)
-    for q, side in ((left, -1), (right, 1)):
-        k = lab[q] > 0
-        cols = np.nonzero(k.any(axis=0))[0]
-        c_end = cols[0] if side < 0 else cols[-1]
-        rows = np.nonzero(k[:, c_end])[0] + q[0].start
-        r = int(round(rows.mean()))
-        c_abs = c_end + q[1].start
-        if side < 0:
-            cut[max(r - 1, 0) : r + 2, : c_abs + 1] = True
-        else:
-            cut[max(r - 1, 0) : r + 2, c_abs:] = True
-    return cut
-
-
 def _pair(lab: np.ndarray, n: int) -> tuple[float, int, int]:
     """Best (femur, tibia) label pair on a 1 mm grid: wide overlap, thin gap."""
     if n < 2:
@@ -295,7 +262,7 @@ def _bone_pair(norm: np.ndarray, polarity: int) -> tuple[np.ndarray, np.ndarray]
         thresholds.append(float(threshold_multiotsu(vals, classes=3, nbins=64)[1]))
     except ValueError:
         pass
-    cut = _joint_side_cuts(sm, body) if polarity < 0 else None
+    cut = joint_side_cuts(sm, body, 1.0) if polarity < 0 else None
     best = (0.0, None, None)
     for thr in thresholds:
         mask = (b > thr) & body & ~valley

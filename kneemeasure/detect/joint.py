@@ -204,7 +204,7 @@ def _pair_from_labels(
     return best
 
 
-def _joint_side_cuts(norm: np.ndarray, body: np.ndarray, step_mm: float) -> np.ndarray:
+def joint_side_cuts(norm: np.ndarray, body: np.ndarray, step_mm: float) -> np.ndarray:
     """Horizontal cuts from the outer ends of the bright joint band to the body edge.
 
     On fat-suppressed images marrow and fat look alike and meet beside the joint; the
@@ -237,10 +237,11 @@ def _joint_side_cuts(norm: np.ndarray, body: np.ndarray, step_mm: float) -> np.n
         rows = np.nonzero(k[:, c_end])[0] + q[0].start
         r = int(round(rows.mean()))
         c_abs = c_end + q[1].start
+        r0 = max(r - half, 0)  # a band touching the top row must not wrap to -1
         if side < 0:
-            cut[r - half : r + half + 1, : c_abs + 1] = True
+            cut[r0 : r + half + 1, : c_abs + 1] = True
         else:
-            cut[r - half : r + half + 1, c_abs:] = True
+            cut[r0 : r + half + 1, c_abs:] = True
     return cut
 
 
@@ -324,7 +325,7 @@ def find_bone_pair(
     best: BonePair | None = None
     for pol in (1, -1) if polarity is None else (polarity,):
         b = norm if pol > 0 else 1.0 - norm
-        cut = _joint_side_cuts(norm, body, step) if pol < 0 else None
+        cut = joint_side_cuts(norm, body, step) if pol < 0 else None
         vals = b[body][:: max(1, int(body.sum()) // 20000)]
         thresholds = [threshold_otsu(vals)]
         try:
