@@ -147,6 +147,17 @@ def measure(
         ),
     ] = None,
     quiet: QuietOpt = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-j",
+            min=1,
+            help="Processes for one series: decoding, slice detection and the PNG run "
+            "side by side (default: the cores, at most 4; 1 = in this process).",
+            show_default=False,
+        ),
+    ] = None,
     interactive: Annotated[
         bool,
         typer.Option(
@@ -186,6 +197,7 @@ def measure(
     ] = None,
 ) -> None:
     """Measure meniscal extrusion; write measurements.csv, PNGs and run.json to OUT."""
+    from kneemeasure.parallel import default_workers
     from kneemeasure.pipeline import run_measure
 
     try:
@@ -218,6 +230,7 @@ def measure(
             us_frame=frame,
             us_proximal=None if proximal is None else proximal.value,
             points=manual,
+            workers=default_workers() if workers is None else workers,
         )
 
         def progress(msg: str) -> None:

@@ -8,13 +8,13 @@ The CLI is a thin wrapper around ``run_measure``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +32,7 @@ from kneemeasure.errors import (
 )
 from kneemeasure.measure import measure_construction
 from kneemeasure.models import InputError, Landmarks, Measurement, Series
+from kneemeasure.parallel import map_ordered, series_executor
 
 log = logging.getLogger("kneemeasure")
 
@@ -59,6 +60,10 @@ class MeasureOptions:
         Measure every slice with a meniscal body (slice profile, max extrusion).
     png : bool
         Write annotated PNGs.
+    workers : int
+        Processes used inside one series (decoding, slice detection, PNG) by
+        :func:`run_measure`; 1 runs everything in-process. Batch and validation
+        runs parallelise over series instead and keep 1.
     """
 
     side: str = "medial"
@@ -74,6 +79,7 @@ class MeasureOptions:
     us_proximal: str | None = None
     points: dict | None = None
     debug: bool = False
+    workers: int = 1
 
     def sides(self) -> tuple[str, ...]:
         return SIDES if self.side == "both" else (self.side,)
@@ -224,7 +230,12 @@ def _prepare_series(series: Series) -> Series:
     )
 
 
-def measure_series(series: Series, options: MeasureOptions | None = None) -> list[Measurement]:
+def measure_series(
+    series: Series,
+    options: MeasureOptions | None = None,
+    *,
+    executor: Executor | None = None,
+) -> list[Measurement]:
     """Measure meniscal extrusion on one coronal (or reformattable) MR series.
 
     Parameters
@@ -232,6 +243,10 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
     series : Series
         Header-level series from :func:`kneemeasure.io.discover_series`.
     options : MeasureOptions, optional
+    executor : concurrent.futures.Executor, optional, keyword-only
+        Worker processes (:func:`kneemeasure.parallel.series_executor`) for the
+        decoding and the per-slice detections; ``None`` runs in-process. The
+        results are the same either way.
 
     Returns
     -------
@@ -278,7 +293,7 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
     # the fibular-head search look at the whole series
     need_all = forced is None or _resolve_laterality(series, options)[0] is None
     decoded = list(range(series.n_slices)) if need_all else [forced]
-    volume = series.load_volume(decoded)
+    volume = _load_volume(series, decoded, executor)
     _constant_check(volume, series_label(series))
 
     # one coarse 1 mm pass, shared by the fibula search and the slice choice
@@ -338,10 +353,22 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
         m.laterality, m.laterality_source = laterality, lat_source
         m.medial_image_side = _image_side(medial_sign)
         m.method = "auto"
+        # every slice this side may need (the reference, its neighbours, the
+        # profile) is detected up front when there are worker processes
         tried: dict[int, Landmarks | KneeMeasureError] = {}
+        ref = decoded.index(index)  # volume index (== series index unless --slice)
+        if executor is not None:
+            wanted = {ref}
+            if forced is None:
+                wanted |= {ref - 1, ref + 1} & set(body)
+                if options.profile and len(body) > 1:
+                    wanted |= set(_profile_plan(series, body, ref))
+            order = sorted(wanted, key=lambda i: (i != ref, abs(i - ref)))
+            args = [(volume[i], rs, cs, outer, side) for i in order]
+            tried = dict(zip(order, map_ordered(executor, detect_task, args), strict=True))
         side_index, lm = _detect_reference(
             volume,
-            decoded.index(index),
+            ref,
             tried=tried,
             neighbours=[] if forced is not None else body,
             row_spacing_mm=rs,
@@ -372,6 +399,7 @@ def measure_series(series: Series, options: MeasureOptions | None = None) -> lis
                 reference_index=side_index,
                 confidence_threshold=options.confidence_threshold,
                 known=tried,
+                executor=executor,
             )
         rows.append(m)
     return rows
@@ -398,26 +426,18 @@ def _detect_reference(
     slices) are tried and the most confident result is kept, with a note saying
     so; a forced slice (``--slice``) passes no neighbours and is never moved.
     Every detection made is recorded in ``tried`` (index -> landmarks or error) so
-    that the slice profile does not repeat it.
+    that the slice profile does not repeat it; detections already in ``tried``
+    (made up front by worker processes) are reused.
     """
-    from kneemeasure.detect import detect_landmarks
-
     tried = {} if tried is None else tried
 
     def detect(i: int) -> Landmarks:
-        try:
-            lm = detect_landmarks(
-                volume[i],
-                row_spacing_mm=row_spacing_mm,
-                col_spacing_mm=col_spacing_mm,
-                outer_col_sign=outer_col_sign,
-                side=side,
-            )
-        except KneeMeasureError as exc:
-            tried[i] = exc
-            raise
-        tried[i] = copy.deepcopy(lm)  # the caller adjusts the chosen one's confidence
-        return lm
+        if i not in tried:
+            tried[i] = detect_task(volume[i], row_spacing_mm, col_spacing_mm, outer_col_sign, side)
+        found = tried[i]
+        if isinstance(found, KneeMeasureError):
+            raise found
+        return copy.deepcopy(found)  # the caller adjusts the chosen one's confidence
 
     try:
         best: tuple[int, Landmarks] | None = (index, detect(index))
@@ -482,6 +502,56 @@ def profile_indices(
     return [i for i in range(min(idx), max(idx) + 1) if (i - anchor) % step == 0]
 
 
+def _profile_plan(series: Series, body: Sequence[int], reference_index: int | None) -> list[int]:
+    """Slice indices of the profile (:func:`profile_indices` with the right step).
+
+    Planes of a thin-slice reformat are ~0.3 mm apart: they are sampled ~2 mm
+    apart, like a clinical coronal series (and 6x faster).
+    """
+    positions = [f.position_mm for f in series.frames]
+    pitch = float(np.nanmedian(np.abs(np.diff(positions)))) if len(positions) > 1 else 0.0
+    step = int(round(2.0 / pitch)) if np.isfinite(pitch) and 0 < pitch < 1.0 else 1
+    return profile_indices(body, reference_index, step=step)
+
+
+def detect_task(
+    image: np.ndarray, row_spacing_mm: float, col_spacing_mm: float, outer_col_sign: int, side: str
+) -> Landmarks | KneeMeasureError:
+    """Landmarks on one slice, or the :class:`KneeMeasureError` that says why not.
+
+    A plain module-level function of its arguments, so it runs the same in a
+    worker process (the error is returned, not raised, to travel back intact).
+    """
+    from kneemeasure.detect import detect_landmarks
+
+    try:
+        return detect_landmarks(
+            image,
+            row_spacing_mm=row_spacing_mm,
+            col_spacing_mm=col_spacing_mm,
+            outer_col_sign=outer_col_sign,
+            side=side,
+        )
+    except KneeMeasureError as exc:
+        return exc
+
+
+def _decode_task(series: Series, indices: list[int]) -> np.ndarray:
+    return series.load_volume(indices)
+
+
+def _load_volume(series: Series, indices: list[int], executor: Executor | None) -> np.ndarray:
+    """Decode ``indices`` of ``series``; with workers, half of them in a worker."""
+    from kneemeasure.io.reformat import ReformattedSeries
+
+    if executor is None or len(indices) < 8 or isinstance(series, ReformattedSeries):
+        return series.load_volume(indices)
+    half = len(indices) // 2
+    second = executor.submit(_decode_task, series, indices[half:])
+    first = series.load_volume(indices[:half])
+    return np.concatenate([first, second.result()])
+
+
 def _slice_profile(
     m: Measurement,
     volume: np.ndarray,
@@ -493,6 +563,7 @@ def _slice_profile(
     reference_index: int | None = None,
     confidence_threshold: float = 0.5,
     known: dict[int, Landmarks | KneeMeasureError] | None = None,
+    executor: Executor | None = None,
 ) -> None:
     """Measure every slice of the meniscal body; fill ``slice_profile`` and the maximum.
 
@@ -503,35 +574,17 @@ def _slice_profile(
     with status ``ok`` (confidence >= ``confidence_threshold``); they stay
     ``None`` when no slice is ok.
     """
-    from kneemeasure.detect import detect_landmarks
-
     rs, cs = float(series.row_spacing_mm), float(series.col_spacing_mm)
-    # planes of a thin-slice reformat are ~0.3 mm apart: sample them ~2 mm apart,
-    # like a clinical coronal series (and 6x faster)
-    positions = [f.position_mm for f in series.frames]
-    pitch = float(np.nanmedian(np.abs(np.diff(positions)))) if len(positions) > 1 else 0.0
-    step = int(round(2.0 / pitch)) if np.isfinite(pitch) and 0 < pitch < 1.0 else 1
-    indices = profile_indices(body, reference_index, step=step)
-
-    def detect(i: int) -> Landmarks | KneeMeasureError:
-        try:
-            return detect_landmarks(
-                volume[i], row_spacing_mm=rs, col_spacing_mm=cs, outer_col_sign=outer, side=side
-            )
-        except KneeMeasureError as exc:
-            return exc
-
+    indices = _profile_plan(series, body, reference_index)
     todo = [
         i
         for i in indices
         if not (i == reference_index and m.landmarks is not None and m.extrusion_mm is not None)
     ]
-    # detection is pure numpy/scipy work that mostly releases the GIL: two threads
-    # cut the profile's wall time on a 2-core machine without extra processes
     detected = {i: known[i] for i in todo if known and i in known}  # already detected
     todo = [i for i in todo if i not in detected]
-    with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
-        detected.update(zip(todo, pool.map(detect, todo), strict=True))
+    args = [(volume[i], rs, cs, outer, side) for i in todo]
+    detected.update(zip(todo, map_ordered(executor, detect_task, args), strict=True))
     profile = []
     for i in indices:
         f = series.frames[i]
@@ -651,14 +704,16 @@ def is_candidate(series: Series) -> bool:
     return reformat.is_reformattable(series)
 
 
-def measure_one(series: Series, options: MeasureOptions) -> list[Measurement]:
+def measure_one(
+    series: Series, options: MeasureOptions, *, executor: Executor | None = None
+) -> list[Measurement]:
     """Measure one series, never raising a KneeMeasureError: failures become error rows."""
     try:
         if series.modality == "US":
             from kneemeasure.us_pipeline import measure_us_series
 
             return measure_us_series(series, options)
-        return measure_series(series, options)
+        return measure_series(series, options, executor=executor)
     except UsageError:
         raise
     except KneeMeasureError as exc:
@@ -683,39 +738,37 @@ def measure_one(series: Series, options: MeasureOptions) -> list[Measurement]:
     return [m]
 
 
-def run_measure(
+
+def _warm_png() -> None:
+    """Import the PNG renderer in a worker while the parent reads and decodes."""
+    import kneemeasure.report.png  # noqa: F401
+
+
+def _render_task(image: np.ndarray | None, m: Measurement, path: Path, label: str) -> bool:
+    from kneemeasure.report import render_error_png, render_measurement_png
+
+    if m.status == "error":
+        return render_error_png(image, m.error, path, title=f"not measured: {label}") is not None
+    render_measurement_png(image, m, path, source_label=label)
+    return True
+
+
+def _measure_paths(
     paths: Sequence[str | Path],
     outdir: Path,
-    options: MeasureOptions | None = None,
-    *,
-    progress: Callable[[str], None] | None = None,
-    command: str = "measure",
-) -> RunResult:
-    """Measure every knee series under ``paths`` and write the outputs to ``outdir``.
-
-    Writes ``measurements.csv`` (one row per series and side), one PNG per row,
-    ``slices.csv`` (per-slice profile) and ``run.json``. Failures of single
-    inputs become ``status=error`` rows; other inputs are still measured.
-    """
+    options: MeasureOptions,
+    executor: Executor | None,
+    renderer: Executor | None,
+    result: RunResult,
+    inputs: list[dict],
+    used_png: set[str],
+    slice_rows: list[dict],
+    progress: Callable[[str], None] | None,
+) -> list[tuple[Measurement, Future]]:
+    """The per-input loop of :func:`run_measure`; returns the PNGs still being rendered."""
     from kneemeasure.io import discover_series
-    from kneemeasure.report import (
-        render_error_png,
-        render_measurement_png,
-        write_manifest,
-        write_rows,
-    )
 
-    options = options or MeasureOptions()
-    options.validate()
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    t0 = time.perf_counter()
-    result = RunResult()
-    inputs: list[dict] = []
-    used_png: set[str] = set()
-    slice_rows: list[dict] = []
-
+    pending: list[tuple[Measurement, Future]] = []
     for path in paths:
         series_list, errors = discover_series([path], spacing_mm=options.spacing_mm)
         for err in errors:
@@ -745,20 +798,17 @@ def run_measure(
             t1 = time.perf_counter()
             if progress:
                 progress(f"measuring {series_label(s)} ({s.n_slices} slices, {s.plane})")
-            rows = measure_one(s, options)
+            rows = measure_one(s, options, executor=executor)
             for m in rows:
                 if options.png:
-                    name = _png_name(m, used_png)
+                    m.png = _png_name(m, used_png)
                     label = Path(series_label(s)).name
-                    if m.status == "error":
-                        written = render_error_png(
-                            m.image, m.error, outdir / name, title=f"not measured: {label}"
-                        )
+                    image, m.image = m.image, None
+                    task = (image, copy.copy(m), outdir / m.png, label)
+                    if renderer is None:
+                        m.png = m.png if _render_task(*task) else ""
                     else:
-                        written = render_measurement_png(
-                            m.image, m, outdir / name, source_label=label
-                        )
-                    m.png = name if written else ""
+                        pending.append((m, renderer.submit(_render_task, *task)))
                 m.image = None
                 for e in m.slice_profile:
                     slice_rows.append(
@@ -783,6 +833,48 @@ def run_measure(
                     "seconds": round(time.perf_counter() - t1, 3),
                 }
             )
+
+    return pending
+
+
+def run_measure(
+    paths: Sequence[str | Path],
+    outdir: Path,
+    options: MeasureOptions | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    command: str = "measure",
+) -> RunResult:
+    """Measure every knee series under ``paths`` and write the outputs to ``outdir``.
+
+    Writes ``measurements.csv`` (one row per series and side), one PNG per row,
+    ``slices.csv`` (per-slice profile) and ``run.json``. Failures of single
+    inputs become ``status=error`` rows; other inputs are still measured.
+    """
+    from kneemeasure.report import write_manifest, write_rows
+
+    options = options or MeasureOptions()
+    options.validate()
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    result = RunResult()
+    inputs: list[dict] = []
+    used_png: set[str] = set()
+    slice_rows: list[dict] = []
+    # worker processes for one series at a time: decoding and slice detection, and
+    # one more that imports matplotlib while the others work and renders the PNGs;
+    # --debug keeps everything in-process so tracebacks stay plain
+    n = 1 if options.debug else options.workers
+    pool = series_executor(n) if n > 1 else None
+    renderer = series_executor(1, warm=_warm_png) if pool is not None and options.png else None
+    with pool or contextlib.nullcontext(), renderer or contextlib.nullcontext():
+        pngs = _measure_paths(
+            paths, outdir, options, pool, renderer, result, inputs, used_png, slice_rows, progress
+        )
+        for m, fut in pngs:  # PNGs rendered by the renderer process
+            m.png = m.png if fut.result() else ""
 
     result.csv_path = write_rows(outdir / "measurements.csv", result.measurements)
     if options.points and options.points.get("save_corrections"):

@@ -39,3 +39,30 @@ def test_forced_slice_with_header_laterality_decodes_one_slice(samples_dir, monk
     (row,) = measure_series(series, MeasureOptions(slice_instance=6, png=False))
     assert calls == [6]
     assert row.instance_number == 6 and row.status in ("ok", "review")
+
+
+def test_worker_processes_give_the_same_outputs(samples_dir, tmp_path):
+    """--workers 2 (decoding, detection, PNG in forked workers) == in-process."""
+    from kneemeasure.pipeline import run_measure
+
+    paths = [samples_dir / "l_pd_nolat_rev_mme-0p8", samples_dir / "r_pdfs_rle_mme5p0"]
+    outs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        result = run_measure(paths, out, MeasureOptions(side="both", workers=workers))
+        assert [m.status for m in result.measurements].count("error") == 0
+        outs[workers] = out
+        assert all((out / m.png).stat().st_size > 10_000 for m in result.measurements)
+    for name in ("measurements.csv", "slices.csv"):
+        assert (outs[1] / name).read_text() == (outs[2] / name).read_text()
+
+
+def test_series_executor_falls_back_to_in_process():
+    from kneemeasure.parallel import map_ordered, series_executor
+
+    assert series_executor(0) is None
+    assert map_ordered(None, divmod, [(7, 2), (9, 4)]) == [(3, 1), (2, 1)]
+    pool = series_executor(2)
+    if pool is not None:  # Linux: forked workers, same answers in order
+        with pool:
+            assert map_ordered(pool, divmod, [(7, 2), (9, 4), (1, 1)]) == [(3, 1), (2, 1), (1, 0)]

@@ -1,23 +1,26 @@
-"""Annotated PNGs that show exactly what was measured (matplotlib, Agg backend).
+"""Annotated PNGs that show exactly what was measured (matplotlib, Agg canvas).
 
 Inside this module only, plotting uses ``(x, y) = (col, row)``. Pixels are drawn
 with ``aspect = row_spacing / col_spacing`` so anisotropic images look
 anatomically right and perpendicular lines look perpendicular.
+
+Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas, not
+through pyplot: no global figure state, no GUI backend, whatever backend the
+caller uses. Panels sit at fixed positions (no tight layout pass, which would
+cost a second rendering of the figure).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from kneemeasure.measure import foot_on_line_px, perpendicular_line_px, unit  # noqa: E402
-from kneemeasure.models import Measurement  # noqa: E402
+from kneemeasure.measure import foot_on_line_px, perpendicular_line_px, unit
+from kneemeasure.models import Measurement
 
 FLAG_COLOURS = {"extruded": "#e8202a", "normal": "#2fbf4a", "review": "#ff9f1a"}
 
@@ -155,13 +158,14 @@ def render_measurement_png(
     vmin, vmax = window(image)
     has_profile = len(m.slice_profile) > 1
     ncols = 3 if has_profile else 2
-    fig, axes = plt.subplots(
-        1,
-        ncols,
-        figsize=(5.2 * ncols, 5.8),
-        dpi=110,
-        gridspec_kw=dict(width_ratios=[1, 1, 0.9][:ncols]),
-    )
+    fig = Figure(figsize=(5.2 * ncols, 5.8), dpi=110)
+    FigureCanvasAgg(fig)
+    # [left, bottom, width, height] in figure fractions; titles above, suptitle on top
+    if has_profile:
+        rects = ([0.01, 0.02, 0.31, 0.81], [0.335, 0.02, 0.31, 0.81], [0.7, 0.11, 0.28, 0.72])
+    else:
+        rects = ([0.015, 0.02, 0.47, 0.81], [0.515, 0.02, 0.47, 0.81])
+    axes = [fig.add_axes(r) for r in rects]
     ax_full, ax_zoom = axes[0], axes[1]
     for ax in (ax_full, ax_zoom):
         ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, aspect=aspect, interpolation="bilinear")
@@ -177,7 +181,7 @@ def render_measurement_png(
         ax_zoom.set_xlim(c[1] - half_c, c[1] + half_c)
         ax_zoom.set_ylim(c[0] + half_r, c[0] - half_r)
         ax_full.add_patch(
-            plt.Rectangle(
+            Rectangle(
                 (c[1] - half_c, c[0] - half_r),
                 2 * half_c,
                 2 * half_r,
@@ -263,12 +267,11 @@ def render_measurement_png(
         f"kneemeasure {m.kneemeasure_version}   {source_label}   {where}   {spacing}   "
         f"method {m.method}   status {m.status}",
         fontsize=7.5,
+        y=0.985,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -279,7 +282,9 @@ def render_error_png(
     if image is None or image.ndim != 2 or image.size == 0:
         return None
     vmin, vmax = window(image)
-    fig, ax = plt.subplots(figsize=(6, 6.4), dpi=100)
+    fig = Figure(figsize=(6, 6.4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.02, 0.02, 0.96, 0.9])
     ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -297,9 +302,7 @@ def render_error_png(
         fontsize=8,
         bbox=dict(facecolor="#a00000", alpha=0.8, lw=0),
     )
-    fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
