@@ -299,7 +299,18 @@ def _joint_bands(sm: np.ndarray, body: np.ndarray, step: float) -> tuple | None:
     vals = sm[body]
     if vals.size < 100:
         return None
-    thr = max(threshold_otsu(vals), 0.5 * float(np.percentile(vals, 99.5)))
+    otsu = threshold_otsu(vals)
+    thr = max(otsu, 0.5 * float(np.percentile(vals, 99.5)))
+    found = _bands_at(sm, body, step, thr)
+    if found is None and thr > otsu:
+        # a small very bright region (fluid, unsuppressed fat at the edge of the field)
+        # sets the 99.5th percentile and the grey cartilage falls below half of it
+        found = _bands_at(sm, body, step, 0.5 * (otsu + thr))
+    return found
+
+
+def _bands_at(sm: np.ndarray, body: np.ndarray, step: float, thr: float) -> tuple | None:
+    """:func:`_joint_bands` at one brightness threshold."""
     bright = (sm > thr) & body
     lab, n = ndi.label(bright)
     cands = []
@@ -330,6 +341,48 @@ def _joint_bands(sm: np.ndarray, body: np.ndarray, step: float) -> tuple | None:
     if best is None:
         return None
     return lab, best[1], best[2]
+
+
+def _tibial_cartilage_floor(
+    sm: np.ndarray, lab: np.ndarray, labels: tuple[int, int], bot: np.ndarray, step: float,
+    *, reach_mm: float = 10.0,
+) -> np.ndarray:
+    """Move the band's lower edge down to the top of the tibial marrow.
+
+    The bright-band threshold keeps the femoral cartilage and fluid but can miss the
+    dimmer tibial cartilage below them (seen on real DESS), which puts the tibial
+    surface millimetres too high. Per band column, start ``reach_mm`` below the band
+    in the marrow and climb while the (vertically smoothed) signal stays marrow-dark;
+    the first brighter row is the tibial cartilage, and the marrow starts below it.
+    Columns where the start is not marrow-dark keep their edge; edges only move down.
+    """
+    h = sm.shape[0]
+    out = bot.copy()
+    band = np.isin(lab, labels)
+    cols = np.nonzero(bot >= 0)[0]
+    if cols.size < 3 or not band.any():
+        return out
+    reach = max(2, int(round(reach_mm / step)))
+    vs = ndi.gaussian_filter1d(sm, max(0.5, 0.7 / step), axis=0)
+    # marrow: 6-14 mm below the band edge; band: the bright band itself
+    deep = [vs[min(bot[c] + int(6 / step), h - 1) : min(bot[c] + int(14 / step), h), c]
+            for c in cols]
+    deep = np.concatenate(deep)
+    if deep.size < 10:
+        return out
+    marrow = float(np.percentile(deep, 40))
+    level = float(np.median(sm[band]))
+    if level - marrow <= 0.05:
+        return out
+    thr = marrow + 0.3 * (level - marrow)
+    for c in cols:
+        r = min(int(bot[c]) + reach, h - 1)
+        if vs[r, c] >= thr:
+            continue
+        while r > bot[c] and vs[r - 1, c] < thr:
+            r -= 1
+        out[c] = r
+    return out
 
 
 def _trace_notch(cost: np.ndarray, r_start: int, r_end: int, max_jump: int) -> np.ndarray:
@@ -391,6 +444,7 @@ def _dark_marrow_pair(norm: np.ndarray, step: float) -> tuple[np.ndarray, np.nda
         has = m.any(axis=0)
         top[has] = np.argmax(m, axis=0)[has]
         bot[has] = (h - 1 - np.argmax(m[::-1], axis=0))[has] + 1
+    bot = _tibial_cartilage_floor(sm, lab, (a[0], b[0]), bot, step)
     c0, c1 = a[2] - 1, b[1]
     while c0 > a[1] and bot[c0] < 0:
         c0 -= 1
@@ -472,6 +526,10 @@ def _measure_slice(
     off = (jc - c0) * medial
     sel = jc[(off >= 0.35 * half) & (off <= 0.85 * half)]
     line = _fit_line(sel.astype(float), top[sel].astype(float))
+    if line is not None and abs(line[1]) > 0.35 and sel.size >= 4:
+        # the window reached up the spine's flank (a joint found narrower than it
+        # is): the plateau level is then the median tibial top, taken as horizontal
+        line = (float(np.median(top[sel])), 0.0)
     if line is None or abs(line[1]) > 0.35:
         return cs
     cs.medial_line = line

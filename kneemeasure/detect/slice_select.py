@@ -36,6 +36,54 @@ class SliceChoice:
     body_indices: list[int] = field(default_factory=list)
 
 
+def _thin_plane_window(joint: np.ndarray, level_mm: np.ndarray) -> tuple[float, np.ndarray]:
+    """Prior centre and candidate planes for a thin-plane (reformatted 3D) series.
+
+    A reformat covers the whole sagittal field of view, so the middle of the stack
+    says nothing about the knee. The planes that show a femur above a tibia run from
+    the anterior to the posterior edge of the plateau; the longest such run (gaps of
+    up to two analysed planes bridged) is the tibial plateau, and the spine apex lies
+    in its middle half (the posterior quarter cuts the posterior condyles and the
+    notch, where the cruciate ligaments mimic a high eminence). Planes whose joint lies
+    more than 10 mm above or below the median joint level are not part of the run
+    (the patellofemoral joint, the proximal tibiofibular joint).
+
+    Parameters
+    ----------
+    joint : ndarray of bool, shape (n,)
+        Analysed planes with a femur/tibia pair.
+    level_mm : ndarray, shape (n,)
+        Joint level (median tibial top, mm from the top row) per analysed plane.
+
+    Returns
+    -------
+    centre : float
+        Middle of the run (analysed-plane index).
+    window : ndarray of bool, shape (n,)
+        Candidate planes (the run's middle half; all planes when no run is found).
+    """
+    n = joint.size
+    ok = np.nonzero(joint & np.isfinite(level_mm))[0]
+    if ok.size >= 3:
+        ok = ok[np.abs(level_mm[ok] - np.median(level_mm[ok])) <= 10.0]
+    if ok.size < 3:
+        return 0.5 * (n - 1), np.ones(n, bool)
+    runs, start = [], ok[0]
+    for a, b in zip(ok[:-1], ok[1:], strict=True):
+        if b - a > 3:
+            runs.append((start, a))
+            start = b
+    runs.append((start, ok[-1]))
+    okm = np.zeros(n, bool)
+    okm[ok] = True
+    lo, hi = max(runs, key=lambda r: (int(okm[r[0] : r[1] + 1].sum()), r[1] - r[0]))
+    centre = 0.5 * (lo + hi)
+    quarter = 0.25 * (hi - lo)
+    idx = np.arange(n)
+    window = (idx >= np.floor(centre - quarter)) & (idx <= np.ceil(centre + quarter))
+    return float(centre), window
+
+
 def select_reference_slice(
     volume: np.ndarray,
     *,
@@ -132,6 +180,11 @@ def select_reference_slice(
         k = e + 1
     x = np.where(valid, np.clip(scores, -1.0, 10.0), 0.0)
     idx = np.arange(n)
+    centre, window, prior = 0.5 * (n - 1), np.ones(n, bool), 0.1
+    if coarse.planes is not None:
+        levels = np.array([coarse.slices[i].plateau_row * coarse.step_mm for i in planes])
+        centre, window = _thin_plane_window(joint, levels)
+        prior = 0.25
     sig = 5.0 / ssp
     resp = np.full(n, -np.inf)
     for k in range(n):
@@ -147,7 +200,8 @@ def select_reference_slice(
         far = float((wf * x).sum() / wf.sum()) if wf.sum() > 1e-6 else 0.0
         # weak prior: coronal stacks are planned around the knee's middle (1 mm of
         # eminence contrast per 10 mm off the centre of the stack)
-        resp[k] = near - far - 0.1 * abs(k - 0.5 * (n - 1)) * ssp
+        resp[k] = near - far - prior * abs(k - centre) * ssp
+    resp[~window] = -np.inf
     if np.isfinite(resp).any():
         best = int(np.argmax(resp))
         # prefer a measured slice at the peak (the bump may straddle a failed slice)
