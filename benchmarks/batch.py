@@ -12,7 +12,9 @@ runs the real CLI in subprocesses and reports:
 * peak RSS (sum over the batch's process tree, and the largest single process),
   sampled from ``/proc`` every 0.1 s, for ``--small-n`` and N studies;
 * the ratio of kneemeasure's time per series (in the worker) to the time pydicom
-  alone needs to read and decode that whole series;
+  alone needs to read and decode that whole series, on the phantom cohort
+  (small uncompressed series) and, when ../shared/realdata is present, on the
+  real 24-slice JPEG 2000 coronal T1;
 * a ``kill -9`` halfway through an N-study run, then ``--resume``: the final
   CSV must equal the uninterrupted run's, with each study exactly once;
 * exit code 1 and an error row for every bad study.
@@ -274,6 +276,42 @@ def decode_seconds(series_dir: Path) -> float:
     return time.perf_counter() - t0
 
 
+REAL_T1 = REPO.parent / "shared" / "realdata" / "osirix_knee" / "T1_coronal"
+
+
+def clinical_series_ratio(series_dir: Path, repeat: int = 3) -> dict:
+    """The same ratio on a clinical-size compressed series (the real 24-slice T1, J2K).
+
+    kneemeasure runs in this process with one worker, as a batch worker does:
+    once as batch runs it (slice profile + PNG) and once for the reference
+    number only (no profile, no PNG); pydicom reads and decodes every file.
+    """
+    from kneemeasure.io import discover_series
+    from kneemeasure.pipeline import MeasureOptions, measure_one
+
+    (series,), _ = discover_series([series_dir])
+    out: dict = {"series": str(series_dir), "slices": series.n_slices}
+    measure_one(series, MeasureOptions(png=False))  # warm imports
+    for name, opts in (("full", MeasureOptions()), ("reference_only",
+                       MeasureOptions(profile=False, png=False))):  # fmt: skip
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            rows = measure_one(series, opts)
+            if opts.png:
+                from kneemeasure.report import render_measurement_png
+
+                with tempfile.TemporaryDirectory() as td:
+                    render_measurement_png(rows[0].image, rows[0], Path(td) / "x.png")
+            times.append(time.perf_counter() - t0)
+        out[f"kneemeasure_{name}_s"] = round(statistics.median(times), 3)
+    dec = statistics.median(decode_seconds(series_dir) for _ in range(repeat))
+    out["pydicom_decode_s"] = round(dec, 3)
+    out["ratio_full"] = round(out["kneemeasure_full_s"] / dec, 2)
+    out["ratio_reference_only"] = round(out["kneemeasure_reference_only_s"] / dec, 2)
+    return out
+
+
 def kill_and_resume(root: Path, out: Path, workers: int, reference_csv: Path, n: int) -> dict:
     cmd = [sys.executable, "-m", "kneemeasure.cli", "batch", str(root), "-o", str(out),
            "--workers", str(workers), "--quiet", "--overwrite"]  # fmt: skip
@@ -367,6 +405,9 @@ def main() -> None:
         "pydicom_decode_s_per_series_median": round(statistics.median(dec), 4),
         "ratio": round(statistics.median(km) / statistics.median(dec), 1),
     }
+
+    if REAL_T1.is_dir():
+        report["decode_clinical_series"] = clinical_series_ratio(REAL_T1)
 
     bad_rows = {}
     with open(work / "out_full" / "measurements.csv", newline="") as fh:
