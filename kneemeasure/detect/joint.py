@@ -148,19 +148,41 @@ def _body_mask(norm: np.ndarray, step_mm: float) -> np.ndarray:
     return has[:, None] & (cols >= first[:, None]) & (cols <= last[:, None])
 
 
+_SKIN_MM = 2.0  # width of the body's outer rim where no bone lies
+
+
+def _leak_mm(lab: np.ndarray, labels: tuple[int, ...], skin: np.ndarray | None,
+             step_mm: float) -> float:
+    """Length (mm) along which the regions ``labels`` run inside the body's outer rim."""
+    if skin is None:
+        return 0.0
+    inside = np.isin(lab[skin], labels)
+    return float(np.count_nonzero(inside)) * step_mm**2 / _SKIN_MM
+
+
 def _disk(radius: int) -> np.ndarray:
     y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
     return x * x + y * y <= radius * radius
 
 
 def _pair_from_labels(
-    lab: np.ndarray, n: int, step_mm: float, min_area_mm2: float = 250.0
+    lab: np.ndarray, n: int, step_mm: float, min_area_mm2: float = 250.0,
+    skin: np.ndarray | None = None,
 ) -> tuple[float, int, int, np.ndarray, np.ndarray, np.ndarray]:
-    """Best (femur, tibia) label pair: wide column overlap, thin plausible gap."""
+    """Best (femur, tibia) label pair: wide column overlap, thin plausible gap.
+
+    ``skin`` (bool mask of the body's outer rim) marks where bone never lies: a
+    region running along it over more than 10 mm has leaked into the soft tissue
+    and its pair scores half.
+    """
     if n == 0:
         return 0.0, 0, 0, np.array([], int), np.array([]), np.array([])
     h, w = lab.shape
     areas = ndi.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * step_mm**2
+    if skin is not None:
+        leaky = np.array([_leak_mm(lab, (k,), skin, step_mm) > 10.0 for k in range(1, n + 1)])
+    else:
+        leaky = np.zeros(n, bool)
     cand = [i + 1 for i in range(n) if areas[i] >= min_area_mm2]
     # Drop components that hug the left/right image borders (air, skin).
     keep = []
@@ -199,6 +221,8 @@ def _pair_from_labels(
             score = width * (1.0 if 1.5 <= med_gap <= 10.0 else 0.5)
             # both bones are large regions (a cartilage band or a fat pad is not)
             score *= float(np.sqrt(min(1.0, min(areas[f - 1], areas[t - 1]) / 1500.0)))
+            if leaky[f - 1] or leaky[t - 1]:
+                score *= 0.5
             if score > best[0]:
                 best = (score, f, t, cols, bots[f][cols].astype(float), tops[t][cols].astype(float))
     return best
@@ -258,7 +282,17 @@ def _main_run(mask: np.ndarray) -> np.ndarray:
     holes, nh = ndi.label(ndi.binary_fill_holes(mask) & ~mask)
     m = mask.copy()
     if nh:
-        small = np.bincount(holes.ravel()) <= 16
+        # small holes, and holes up to 25 mm^2 (at 0.5 mm) that are at most 4 mm wide
+        # or not flat: noise and texture on a dark-marrow image; a cortex gap under a
+        # cartilage band is a long, flat horizontal line and stays open
+        size = np.bincount(holes.ravel())
+        width = np.zeros(nh + 1, int)
+        height = np.zeros(nh + 1, int)
+        for k, sl_ in enumerate(ndi.find_objects(holes), start=1):
+            if sl_ is not None:
+                height[k] = sl_[0].stop - sl_[0].start
+                width[k] = sl_[1].stop - sl_[1].start
+        small = (size <= 16) | ((size <= 100) & ((width <= 8) | (height >= 0.35 * width)))
         small[0] = False
         m |= small[holes]
     mt = m.T  # (cols, rows): runs along axis 1
@@ -315,6 +349,27 @@ def find_bone_pair(
     body = _body_mask(norm, step)
     if body.sum() < 100:
         return None
+    skin = body & ~ndi.binary_erosion(body, structure=_disk(max(1, int(round(_SKIN_MM / step)))),
+                                      border_value=1)
+    best: BonePair | None = None
+    for pol in (1, -1) if polarity is None else (polarity,):
+        # Fat-suppressed marrow differs from fat by a few per cent of the range, so
+        # noise splits it into specks at 0.5 mm: a second, smoother (1.25 mm) pass.
+        for sigma_mm in (0.5,) if pol > 0 else (0.5, 1.25):
+            sm = norm if sigma_mm == 0.5 else normalise(
+                ndi.gaussian_filter(iso.data, sigma_mm / step))
+            bp = _pair_at_polarity(sm, body, skin, pol, step)
+            if bp is not None and (best is None or bp.score > best.score):
+                best = BonePair(bp.femur, bp.tibia, pol, norm, bp.cols, bp.femur_bottom,
+                                bp.tibia_top, bp.score, step)
+    if best is not None and main_runs:
+        best = _clean_pair(best)
+    return best
+
+
+def _pair_at_polarity(norm: np.ndarray, body: np.ndarray, skin: np.ndarray, pol: int,
+                      step: float) -> BonePair | None:
+    """Best femur/tibia pair of one polarity on one smoothed, normalised image."""
     # Dark thin lines (cortex, ligaments, menisci) cut bone from soft tissue of similar
     # signal (fat next to marrow): pixels clearly darker than their 3 mm neighbourhood.
     closed = ndi.grey_closing(norm, footprint=_disk(max(1, int(round(1.5 / step)))))
@@ -322,31 +377,35 @@ def find_bone_pair(
     noise = 1.4826 * float(np.median(np.abs(resid[body] - np.median(resid[body]))))
     depth = closed - norm
     valley = (depth > 0.3 * closed) & (depth > 3.0 * noise)
+    # a cortex or ligament is a connected line; noise and marrow texture on a dark
+    # (fat-suppressed) image give isolated specks that would riddle the bone masks
+    vlab, nv = ndi.label(valley, structure=np.ones((3, 3), bool))
+    if nv:
+        vsize = np.bincount(vlab.ravel())
+        vsize[0] = 0
+        valley = vsize[vlab] >= max(4, int(round(3.0 / step)))
     best: BonePair | None = None
-    for pol in (1, -1) if polarity is None else (polarity,):
-        b = norm if pol > 0 else 1.0 - norm
-        cut = joint_side_cuts(norm, body, step) if pol < 0 else None
-        vals = b[body][:: max(1, int(body.sum()) // 20000)]
-        thresholds = [threshold_otsu(vals)]
-        try:
-            thresholds.append(threshold_multiotsu(vals, classes=3, nbins=64)[1])
-        except ValueError:
-            pass
-        for thr in thresholds:
-            mask = (b > thr) & body & ~valley
-            if cut is not None:
-                mask &= ~cut
-            for r_mm in (1.0, 2.0, 3.0):
-                r = max(1, int(round(r_mm / step)))
-                opened = ndi.binary_opening(mask, structure=_disk(r))
-                lab, n = ndi.label(opened)
-                score, f, t, cols, fb, tt = _pair_from_labels(lab, n, step)
-                if f and (best is None or score > best.score):
-                    best = BonePair(lab == f, lab == t, pol, norm, cols, fb, tt, score, step)
-                if f:
-                    break
-    if best is not None and main_runs:
-        best = _clean_pair(best)
+    b = norm if pol > 0 else 1.0 - norm
+    cut = joint_side_cuts(norm, body, step) if pol < 0 else None
+    vals = b[body][:: max(1, int(body.sum()) // 20000)]
+    thresholds = [threshold_otsu(vals)]
+    try:
+        thresholds.append(threshold_multiotsu(vals, classes=3, nbins=64)[1])
+    except ValueError:
+        pass
+    for thr in thresholds:
+        mask = (b > thr) & body & ~valley
+        if cut is not None:
+            mask &= ~cut
+        for r_mm in (1.0, 2.0, 3.0):
+            r = max(1, int(round(r_mm / step)))
+            opened = ndi.binary_opening(mask, structure=_disk(r))
+            lab, n = ndi.label(opened)
+            score, f, t, cols, fb, tt = _pair_from_labels(lab, n, step, skin=skin)
+            if f and (best is None or score > best.score):
+                best = BonePair(lab == f, lab == t, pol, norm, cols, fb, tt, score, step)
+            if f and not _leak_mm(lab, (f, t), skin, step) > 10.0:
+                break  # a pair that leaks into the soft tissue: try a wider opening
     return best
 
 
