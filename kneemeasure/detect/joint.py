@@ -353,37 +353,88 @@ def find_bone_pair(
                                       border_value=1)
     best: BonePair | None = None
     for pol in (1, -1) if polarity is None else (polarity,):
-        # Fat-suppressed marrow differs from fat by a few per cent of the range, so
-        # noise splits it into specks at 0.5 mm: a second, smoother (1.25 mm) pass.
-        for sigma_mm in (0.5,) if pol > 0 else (0.5, 1.25):
-            sm = norm if sigma_mm == 0.5 else normalise(
-                ndi.gaussian_filter(iso.data, sigma_mm / step))
-            bp = _pair_at_polarity(sm, body, skin, pol, step)
-            if bp is not None and (best is None or bp.score > best.score):
-                best = BonePair(bp.femur, bp.tibia, pol, norm, bp.cols, bp.femur_bottom,
-                                bp.tibia_top, bp.score, step)
+        bp = None
+        if pol < 0:
+            # fat-suppressed marrow differs from fat by a few per cent: the cortex line
+            # between them is found along its length, so noise does not riddle the masks
+            valley = line_valleys(normalise(iso.data), body, step_mm=step)
+            bp = _pair_at_polarity(norm, body, skin, pol, step, valley)
+        if bp is None:
+            bp = _pair_at_polarity(norm, body, skin, pol, step, _pixel_valleys(norm, body, step))
+        if bp is not None and (best is None or bp.score > best.score):
+            best = bp
     if best is not None and main_runs:
         best = _clean_pair(best)
     return best
 
 
-def _pair_at_polarity(norm: np.ndarray, body: np.ndarray, skin: np.ndarray, pol: int,
-                      step: float) -> BonePair | None:
-    """Best femur/tibia pair of one polarity on one smoothed, normalised image."""
-    # Dark thin lines (cortex, ligaments, menisci) cut bone from soft tissue of similar
-    # signal (fat next to marrow): pixels clearly darker than their 3 mm neighbourhood.
+def line_valleys(image: np.ndarray, body: np.ndarray, *, step_mm: float,
+                 along_mm: float = 2.0, across_mm: float = 0.6, n_angles: int = 8,
+                 low: float = 2.0, high: float = 4.0) -> np.ndarray:
+    """Dark thin lines (cortex, ligaments) found by oriented second-derivative filters.
+
+    Parameters
+    ----------
+    image : ndarray, shape (M, N)
+        Normalised image on a square grid of ``step_mm``.
+    body : ndarray of bool, shape (M, N)
+        Where the noise level of the response is estimated.
+    step_mm, along_mm, across_mm : float, keyword-only
+        Grid step and the Gaussian widths along and across the line (mm).
+    n_angles : int, keyword-only
+        Filter orientations over 180 deg.
+    low, high : float, keyword-only
+        Hysteresis thresholds in robust standard deviations of the response.
+
+    Returns
+    -------
+    ndarray of bool, shape (M, N)
+
+    Notes
+    -----
+    The response is the largest over orientations of the image convolved with the
+    second derivative across an elongated Gaussian (zero mean). Integrating along the
+    line gives a 1 mm cortex in fat-suppressed noise a usable signal where a pixel-wise
+    valley test only finds specks; hysteresis keeps weak parts of lines that touch
+    strong ones.
+    """
+    from scipy.signal import fftconvolve
+    from skimage.filters import apply_hysteresis_threshold
+
+    sa, sc = along_mm / step_mm, across_mm / step_mm
+    half = int(np.ceil(3.0 * sa))
+    y, x = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
+    resp = None
+    for th in np.arange(n_angles) * np.pi / n_angles:
+        u = x * np.cos(th) + y * np.sin(th)
+        v = -x * np.sin(th) + y * np.cos(th)
+        kern = (v**2 / sc**4 - 1.0 / sc**2) * np.exp(-0.5 * (u / sa) ** 2 - 0.5 * (v / sc) ** 2)
+        kern -= kern.mean()
+        kern /= np.abs(kern).sum()
+        r = fftconvolve(image, kern, mode="same")
+        resp = r if resp is None else np.maximum(resp, r)
+    vals = resp[body]
+    med = float(np.median(vals))
+    mad = 1.4826 * float(np.median(np.abs(vals - med)))
+    if mad <= 0:
+        return np.zeros(image.shape, bool)
+    return apply_hysteresis_threshold(resp - med, low * mad, high * mad)
+
+
+def _pixel_valleys(norm: np.ndarray, body: np.ndarray, step: float) -> np.ndarray:
+    """Dark thin lines (cortex, ligaments, menisci) that cut bone from soft tissue of
+    similar signal (fat next to marrow): pixels clearly darker than their 3 mm
+    neighbourhood."""
     closed = ndi.grey_closing(norm, footprint=_disk(max(1, int(round(1.5 / step)))))
     resid = norm - ndi.gaussian_filter(norm, 1.0)
     noise = 1.4826 * float(np.median(np.abs(resid[body] - np.median(resid[body]))))
     depth = closed - norm
-    valley = (depth > 0.3 * closed) & (depth > 3.0 * noise)
-    # a cortex or ligament is a connected line; noise and marrow texture on a dark
-    # (fat-suppressed) image give isolated specks that would riddle the bone masks
-    vlab, nv = ndi.label(valley, structure=np.ones((3, 3), bool))
-    if nv:
-        vsize = np.bincount(vlab.ravel())
-        vsize[0] = 0
-        valley = vsize[vlab] >= max(4, int(round(3.0 / step)))
+    return (depth > 0.3 * closed) & (depth > 3.0 * noise)
+
+
+def _pair_at_polarity(norm: np.ndarray, body: np.ndarray, skin: np.ndarray, pol: int,
+                      step: float, valley: np.ndarray) -> BonePair | None:
+    """Best femur/tibia pair of one polarity on one smoothed, normalised image."""
     best: BonePair | None = None
     b = norm if pol > 0 else 1.0 - norm
     cut = joint_side_cuts(norm, body, step) if pol < 0 else None
