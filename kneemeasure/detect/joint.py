@@ -9,8 +9,10 @@ the more plausible femur/tibia pair wins.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
@@ -151,13 +153,11 @@ def _body_mask(norm: np.ndarray, step_mm: float) -> np.ndarray:
 _SKIN_MM = 2.0  # width of the body's outer rim where no bone lies
 
 
-def _leak_mm(lab: np.ndarray, labels: tuple[int, ...], skin: np.ndarray | None,
-             step_mm: float) -> float:
-    """Length (mm) along which the regions ``labels`` run inside the body's outer rim."""
+def _contact_mm(lab: np.ndarray, n: int, skin: np.ndarray | None, step_mm: float) -> np.ndarray:
+    """Per label (index 0 = background), the length (mm) it runs inside the body's rim."""
     if skin is None:
-        return 0.0
-    inside = np.isin(lab[skin], labels)
-    return float(np.count_nonzero(inside)) * step_mm**2 / _SKIN_MM
+        return np.zeros(n + 1)
+    return np.bincount(lab[skin], minlength=n + 1)[: n + 1] * step_mm**2 / _SKIN_MM
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -179,10 +179,7 @@ def _pair_from_labels(
         return 0.0, 0, 0, np.array([], int), np.array([]), np.array([])
     h, w = lab.shape
     areas = ndi.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * step_mm**2
-    if skin is not None:
-        leaky = np.array([_leak_mm(lab, (k,), skin, step_mm) > 10.0 for k in range(1, n + 1)])
-    else:
-        leaky = np.zeros(n, bool)
+    leaky = _contact_mm(lab, n, skin, step_mm)[1:] > 10.0
     cand = [i + 1 for i in range(n) if areas[i] >= min_area_mm2]
     # Drop components that hug the left/right image borders (air, skin).
     keep = []
@@ -351,10 +348,12 @@ def find_bone_pair(
         return None
     skin = body & ~ndi.binary_erosion(body, structure=_disk(max(1, int(round(_SKIN_MM / step)))),
                                       border_value=1)
+    # most tissue dark (as coarse._polarity): fat-suppressed / DESS contrast
+    dark_image = float(np.median(norm[body & (norm > 0.08)])) <= 0.42 if body.any() else False
     best: BonePair | None = None
     for pol in (1, -1) if polarity is None else (polarity,):
         bp = None
-        if pol < 0:
+        if pol < 0 and dark_image:
             # fat-suppressed marrow differs from fat by a few per cent: the cortex line
             # between them is found along its length, so noise does not riddle the masks
             valley = line_valleys(normalise(iso.data), body, step_mm=step)
@@ -366,6 +365,25 @@ def find_bone_pair(
     if best is not None and main_runs:
         best = _clean_pair(best)
     return best
+
+
+@lru_cache(maxsize=8)
+def _line_kernels_fft(h: int, w: int, step_mm: float, along_mm: float, across_mm: float,
+                      n_angles: int) -> np.ndarray:
+    """rFFTs of the oriented line kernels for an (h, w) image padded by the kernel half."""
+    sa, sc = along_mm / step_mm, across_mm / step_mm
+    half = int(np.ceil(3.0 * sa))
+    y, x = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
+    shape = (h + 2 * half, w + 2 * half)
+    out = []
+    for th in np.arange(n_angles) * np.pi / n_angles:
+        u = x * np.cos(th) + y * np.sin(th)
+        v = -x * np.sin(th) + y * np.cos(th)
+        kern = (v**2 / sc**4 - 1.0 / sc**2) * np.exp(-0.5 * (u / sa) ** 2 - 0.5 * (v / sc) ** 2)
+        kern -= kern.mean()
+        kern /= np.abs(kern).sum()
+        out.append(sp_fft.rfft2(kern[::-1, ::-1], s=shape))
+    return np.array(out)
 
 
 def line_valleys(image: np.ndarray, body: np.ndarray, *, step_mm: float,
@@ -398,21 +416,15 @@ def line_valleys(image: np.ndarray, body: np.ndarray, *, step_mm: float,
     valley test only finds specks; hysteresis keeps weak parts of lines that touch
     strong ones.
     """
-    from scipy.signal import fftconvolve
     from skimage.filters import apply_hysteresis_threshold
 
-    sa, sc = along_mm / step_mm, across_mm / step_mm
-    half = int(np.ceil(3.0 * sa))
-    y, x = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
-    resp = None
-    for th in np.arange(n_angles) * np.pi / n_angles:
-        u = x * np.cos(th) + y * np.sin(th)
-        v = -x * np.sin(th) + y * np.cos(th)
-        kern = (v**2 / sc**4 - 1.0 / sc**2) * np.exp(-0.5 * (u / sa) ** 2 - 0.5 * (v / sc) ** 2)
-        kern -= kern.mean()
-        kern /= np.abs(kern).sum()
-        r = fftconvolve(image, kern, mode="same")
-        resp = r if resp is None else np.maximum(resp, r)
+    h, w = image.shape
+    kf = _line_kernels_fft(h, w, step_mm, along_mm, across_mm, n_angles)
+    half = (kf.shape[-2] - h) // 2
+    pad = np.pad(np.asarray(image, float), half, mode="reflect")
+    f = sp_fft.rfft2(pad)
+    full = sp_fft.irfft2(kf * f[None], s=pad.shape)  # (n_angles, H, W), circular
+    resp = full.max(axis=0)[2 * half : 2 * half + h, 2 * half : 2 * half + w]
     vals = resp[body]
     med = float(np.median(vals))
     mad = 1.4826 * float(np.median(np.abs(vals - med)))
@@ -455,7 +467,7 @@ def _pair_at_polarity(norm: np.ndarray, body: np.ndarray, skin: np.ndarray, pol:
             score, f, t, cols, fb, tt = _pair_from_labels(lab, n, step, skin=skin)
             if f and (best is None or score > best.score):
                 best = BonePair(lab == f, lab == t, pol, norm, cols, fb, tt, score, step)
-            if f and not _leak_mm(lab, (f, t), skin, step) > 10.0:
+            if f and not _contact_mm(lab, n, skin, step)[[f, t]].max() > 10.0:
                 break  # a pair that leaks into the soft tissue: try a wider opening
     return best
 
