@@ -215,6 +215,16 @@ def detect_landmarks(
         # image rows; a steep "plateau" means the bone pair or the surface was misread
         confidence *= 0.5
         notes.append(f"plateau {tilt_deg:.0f} deg from the image rows (implausible)")
+    if width < 3.0:
+        # a meniscal body is several mm wide on the reference slice: an edge pair this
+        # close is a cartilage or cortex line, not the wedge
+        confidence *= 0.5
+        notes.append(f"meniscal body {width:.1f} mm wide (implausible)")
+    if geo.eminence_height_mm > 20.0:
+        # the tibial spines rise up to ~15 mm: a taller "eminence" means the tibia mask
+        # took notch tissue, and its plateau and margin are suspect
+        confidence *= 0.7
+        notes.append(f"eminence {geo.eminence_height_mm:.0f} mm above the plateau (implausible)")
     weak = [k for k, s in cues.items() if s < 0.5]
     if weak:
         notes.append("weak cues: " + ", ".join(weak))

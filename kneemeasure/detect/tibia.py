@@ -189,7 +189,13 @@ def tibial_geometry(bp: BonePair, *, outer_col_sign: int) -> TibiaGeometry:
     c0, c1 = int(bp.cols.min()), int(bp.cols.max())
     mid_lo = int(round(c0 + 0.3 * (c1 - c0)))
     mid_hi = int(round(c0 + 0.7 * (c1 - c0)))
-    seg = top[mid_lo : mid_hi + 1]
+    # Eminence from the tibia without thin upward spikes (dark cruciate ligaments in the
+    # notch joined to the spines on fat-suppressed images): open with a 4 mm wide bar.
+    from scipy import ndimage as ndi
+
+    bar = np.ones((1, max(3, int(round(4.0 / step)) | 1)), bool)
+    top_e = _top_profile(ndi.binary_opening(tib, structure=bar))
+    seg = top_e[mid_lo : mid_hi + 1]
     valid = seg >= 0
     if not valid.any():
         raise DetectionError(
@@ -198,7 +204,7 @@ def tibial_geometry(bp: BonePair, *, outer_col_sign: int) -> TibiaGeometry:
         )
     seg = np.where(valid, seg, np.inf)
     ce = mid_lo + int(np.argmin(seg))
-    eminence = np.array([top[ce], ce], float)
+    eminence = np.array([top_e[ce], ce], float)
     # Outermost tibial column near plateau level (first 6 mm below the eminence region top).
     cols_with = np.nonzero(top >= 0)[0]
     side_cols = cols_with[(cols_with - ce) * outer_col_sign > 0]
@@ -774,7 +780,10 @@ def _margin_from_cortex(
     fitted = fit_cortex_line(np.asarray(cpts), outward=outward)
     cdir = fitted.direction if fitted.direction @ up <= 0 else -fitted.direction
     cortex = Line(fitted.point, cdir, fitted.rms_mm, fitted.n_inliers)
-    if abs(cdir @ outward) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts):
+    steep = abs(cdir @ outward) > np.sin(np.deg2rad(20))
+    if (abs(cdir @ outward) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts)
+            or (steep and cortex.n_inliers < 0.75 * len(cpts))):
+        # (a steep line through a minority of scattered points is noise, not a flare)
         notes.append(f"outer cortex line implausible; rim of the {rim_name} used")
         return None, rim_pt
     try:
