@@ -57,15 +57,6 @@ def _ring_side_scores(
     kernels: tuple[np.ndarray, np.ndarray],
 ) -> dict[int, float]:
     """Best fibular-head ring score beside each outer tibial column (-1: low, +1: high)."""
-    hits = _ring_side_hits(ridge, plateau_row, outer_cols, step, kernels)
-    return {side: hit[0] for side, hit in hits.items()}
-
-
-def _ring_side_hits(
-    ridge: np.ndarray, plateau_row: float, outer_cols: tuple[int, int], step: float,
-    kernels: tuple[np.ndarray, np.ndarray],
-) -> dict[int, tuple[float, float, float]]:
-    """Per side, the best ring score and its centre ``(row_mm, col_mm)`` on the grid."""
     h, w = ridge.shape
     rings, disks = kernels
     kh, kw = _crop_shape(step)
@@ -90,11 +81,7 @@ def _ring_side_hits(
         for k, r_mm in enumerate(_RING_RADII_MM):
             first = int(np.ceil((r_mm + 4.0 - _SEARCH_BELOW_MM[0]) / step))
             win[k, : max(first, 0)] = -np.inf
-        if win.size == 0:
-            out[side] = (0.0, np.nan, np.nan)
-            continue
-        _, ir, ic = np.unravel_index(int(np.argmax(win)), win.shape)
-        out[side] = (max(float(win.max()), 0.0), (r0 + m + ir) * step, (c0 + m + ic) * step)
+        out[side] = max(float(win.max()), 0.0) if win.size else 0.0
     return out
 
 
@@ -214,7 +201,6 @@ def infer_fibula_side(
 _FINE_MM = 0.5
 _RING_MIN = 0.3  # best ring score (ridge in units of its 95th percentile)
 _RING_DIFF = 0.08  # side difference that counts as a vote
-_RING_SHIFT_MM = 8.0  # largest shift of the head centre between neighbouring slices
 
 
 def _ring_vote(
@@ -241,7 +227,6 @@ def _ring_vote(
     votes = {1: 0.0, -1: 0.0}
     count = {1: 0, -1: 0}
     n_used = 0
-    hits: dict[int, dict[int, tuple[float, float, float]]] = {}
     for i in slices:
         cs = coarse.slices[i]
         if not cs.ok or cs.tibia is None:
@@ -255,35 +240,21 @@ def _ring_vote(
         ridge = _ridge(img, 0.5 / fine)
         ridge /= max(float(np.percentile(ridge[body], 95)), 1e-9)
         tcols = np.nonzero(cs.tibia.any(axis=0))[0]
-        hits[i] = _ring_side_hits(ridge, to_fine_row(cs.plateau_row),
-                                  (int(round(to_fine_col(tcols.min()))),
-                                   int(round(to_fine_col(tcols.max())))), fine, kernels)
+        sc = _ring_side_scores(ridge, to_fine_row(cs.plateau_row),
+                               (int(round(to_fine_col(tcols.min()))),
+                                int(round(to_fine_col(tcols.max())))), fine, kernels)
         n_used += 1
-    used = sorted(hits)
-    for k, i in enumerate(used):
-        sc = {side: hit[0] for side, hit in hits[i].items()}
         d = sc[1] - sc[-1]
-        if not (max(sc.values()) >= _RING_MIN and abs(d) >= _RING_DIFF):
-            continue
-        side = 1 if d > 0 else -1
-        # a fibular head shows on neighbouring slices at about the same place; a ring
-        # seen on one slice only (fat, a vessel, noise) counts half
-        _, r_i, c_i = hits[i][side]
-        supported = any(
-            hits[j][side][0] >= _RING_MIN
-            and np.hypot(hits[j][side][1] - r_i, hits[j][side][2] - c_i) <= _RING_SHIFT_MM
-            for j in (used[k - 1] if k > 0 else None, used[k + 1] if k + 1 < len(used) else None)
-            if j is not None
-        )
-        votes[side] += abs(d) * (1.0 if supported else 0.5)
-        count[side] += 1
+        if max(sc.values()) >= _RING_MIN and abs(d) >= _RING_DIFF:
+            votes[1 if d > 0 else -1] += abs(d)
+            count[1 if d > 0 else -1] += 1
     total = votes[1] + votes[-1]
     if total <= 0:
         return 0, 0.0
     side = 1 if votes[1] >= votes[-1] else -1
     margin = abs(votes[1] - votes[-1]) / total
     conf = margin * min(1.0, total / 0.6)
-    if count[side] - count[-side] < 2:  # a head shows on several neighbouring slices
+    if count[side] - count[-side] < 2:  # a head shows on several posterior slices
         conf *= 0.5
     if conf < 0.2:
         return 0, float(conf)
