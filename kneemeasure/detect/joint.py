@@ -350,12 +350,15 @@ def find_bone_pair(
                                       border_value=1)
     # most tissue dark (as coarse._polarity): fat-suppressed / DESS contrast
     dark_image = float(np.median(norm[body & (norm > 0.08)])) <= 0.42 if body.any() else False
+    fine_pixels = max(iso.row_spacing_mm, iso.col_spacing_mm) <= 0.7
     best: BonePair | None = None
     for pol in (1, -1) if polarity is None else (polarity,):
         bp = None
-        if pol < 0 and dark_image:
+        if pol < 0 and dark_image and fine_pixels:
             # fat-suppressed marrow differs from fat by a few per cent: the cortex line
             # between them is found along its length, so noise does not riddle the masks
+            # (not on coarse pixels, e.g. a 1.5 mm reformat axis: a 1 mm cortex across it
+            # is blurred out of the 0.6 mm line filter)
             valley = line_valleys(normalise(iso.data), body, step_mm=step)
             bp = _pair_at_polarity(norm, body, skin, pol, step, valley)
         if bp is None:

@@ -189,22 +189,27 @@ def tibial_geometry(bp: BonePair, *, outer_col_sign: int) -> TibiaGeometry:
     c0, c1 = int(bp.cols.min()), int(bp.cols.max())
     mid_lo = int(round(c0 + 0.3 * (c1 - c0)))
     mid_hi = int(round(c0 + 0.7 * (c1 - c0)))
-    # Eminence from the tibia without thin upward spikes (dark cruciate ligaments in the
-    # notch joined to the spines on fat-suppressed images): open with a 4 mm wide bar.
-    from scipy import ndimage as ndi
-
-    bar = np.ones((1, max(3, int(round(4.0 / step)) | 1)), bool)
-    top_e = _top_profile(ndi.binary_opening(tib, structure=bar))
-    seg = top_e[mid_lo : mid_hi + 1]
+    seg = top[mid_lo : mid_hi + 1]
     valid = seg >= 0
     if not valid.any():
         raise DetectionError(
             "tibial eminence not found on this slice; give landmarks with --points or "
             "--interactive, or choose another --slice"
         )
-    seg = np.where(valid, seg, np.inf)
-    ce = mid_lo + int(np.argmin(seg))
-    eminence = np.array([top_e[ce], ce], float)
+    ce = mid_lo + int(np.argmin(np.where(valid, seg, np.inf)))
+    eminence = np.array([top[ce], ce], float)
+    # A thin upward spike (dark cruciate ligaments in the notch joined to the spines on
+    # fat-suppressed images) is not the eminence: when the tibia opened with a 4 mm wide
+    # bar peaks more than 6 mm lower, its peak is used.
+    from scipy import ndimage as ndi
+
+    bar = np.ones((1, max(3, int(round(4.0 / step)) | 1)), bool)
+    top_e = _top_profile(ndi.binary_opening(tib, structure=bar))[mid_lo : mid_hi + 1]
+    if (top_e >= 0).any():
+        ce_e = mid_lo + int(np.argmin(np.where(top_e >= 0, top_e, np.inf)))
+        if (top_e[ce_e - mid_lo] - top[ce]) * step > 6.0:
+            ce = ce_e
+            eminence = np.array([top_e[ce_e - mid_lo], ce], float)
     # Outermost tibial column near plateau level (first 6 mm below the eminence region top).
     cols_with = np.nonzero(top >= 0)[0]
     side_cols = cols_with[(cols_with - ce) * outer_col_sign > 0]
