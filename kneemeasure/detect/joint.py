@@ -337,9 +337,15 @@ def find_bone_pair(
     Notes
     -----
     Bone-like pixels are those above Otsu's threshold (within the body) of the
-    polarity-corrected image; thin bridges (cartilage, menisci, ligaments) are cut by
-    morphological opening of increasing radius (1, 2, 3 mm) until two bones stacked
-    vertically with a 0.5–15 mm gap over at least 20 mm of width appear.
+    polarity-corrected image, minus dark thin lines (cortex, ligaments); thin bridges
+    (cartilage, menisci, ligaments) are cut by morphological opening of increasing
+    radius (1, 2, 3 mm) until two bones stacked vertically with a 0.5–15 mm gap over at
+    least 20 mm of width appear. A region running more than 10 mm along the body's
+    2 mm outer rim has leaked into the soft tissue: its pair scores half and a wider
+    opening is tried. Dark lines are pixels darker than their 3 mm neighbourhood; on
+    dark-tissue images (fat-suppressed, DESS) with pixels <= 0.7 mm they come first from
+    oriented line filters (:func:`line_valleys`), which find a 1 mm cortex in noise that
+    the pixel test breaks into specks.
     """
     step = iso.step_mm
     norm = normalise(ndi.gaussian_filter(iso.data, 0.5 / step))

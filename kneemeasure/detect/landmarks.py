@@ -87,7 +87,9 @@ def detect_landmarks(
     4. Confidence is the mean of cue scores (plateau and cortex residuals, edge
        contrast, wedge shape, plausible gap, width and extrusion in mm), times 0.6 when
        the margin came from a fallback (no cortex line), times ``0.7 / spacing`` for
-       pixels coarser than 0.7 mm, times 0.7 for the fallback meniscus method.
+       pixels coarser than 0.7 mm, times 0.7 for the fallback meniscus method, times 0.5
+       for a meniscal body narrower than 3 mm, times 0.7 for an eminence more than 20 mm
+       above the plateau line.
     """
     if outer_col_sign not in (1, -1):
         raise ValueError(f"outer_col_sign must be +1 or -1, got {outer_col_sign!r}")
