@@ -87,7 +87,9 @@ def detect_landmarks(
     4. Confidence is the mean of cue scores (plateau and cortex residuals, edge
        contrast, wedge shape, plausible gap, width and extrusion in mm), times 0.6 when
        the margin came from a fallback (no cortex line), times ``0.7 / spacing`` for
-       pixels coarser than 0.7 mm, times 0.7 for the fallback meniscus method.
+       pixels coarser than 0.7 mm, times 0.7 for the fallback meniscus method, times 0.5
+       for a meniscal body narrower than 3 mm, times 0.7 for an eminence more than 20 mm
+       above the plateau line.
     """
     if outer_col_sign not in (1, -1):
         raise ValueError(f"outer_col_sign must be +1 or -1, got {outer_col_sign!r}")
@@ -215,6 +217,16 @@ def detect_landmarks(
         # image rows; a steep "plateau" means the bone pair or the surface was misread
         confidence *= 0.5
         notes.append(f"plateau {tilt_deg:.0f} deg from the image rows (implausible)")
+    if width < 3.0:
+        # a meniscal body is several mm wide on the reference slice: an edge pair this
+        # close is a cartilage or cortex line, not the wedge
+        confidence *= 0.5
+        notes.append(f"meniscal body {width:.1f} mm wide (implausible)")
+    if geo.eminence_height_mm > 20.0:
+        # the tibial spines rise up to ~15 mm: a taller "eminence" means the tibia mask
+        # took notch tissue, and its plateau and margin are suspect
+        confidence *= 0.7
+        notes.append(f"eminence {geo.eminence_height_mm:.0f} mm above the plateau (implausible)")
     weak = [k for k, s in cues.items() if s < 0.5]
     if weak:
         notes.append("weak cues: " + ", ".join(weak))

@@ -176,7 +176,9 @@ def tibial_geometry(bp: BonePair, *, outer_col_sign: int) -> TibiaGeometry:
 
     Notes
     -----
-    1. Eminence: the highest tibial point in the middle 40 % of the joint width.
+    1. Eminence: the highest tibial point in the middle 40 % of the joint width (a
+       thin spike more than 6 mm above the peak of the mask opened with a 4 mm bar,
+       i.e. notch tissue joined to the spines, is skipped).
     2. Plateau: a robust line through the tibial top between 35 % and 85 % of the way
        from the eminence to the outermost tibial column at plateau level.
     3. Cortex: a robust line through the outermost tibial column of each row from 3 to
@@ -196,9 +198,20 @@ def tibial_geometry(bp: BonePair, *, outer_col_sign: int) -> TibiaGeometry:
             "tibial eminence not found on this slice; give landmarks with --points or "
             "--interactive, or choose another --slice"
         )
-    seg = np.where(valid, seg, np.inf)
-    ce = mid_lo + int(np.argmin(seg))
+    ce = mid_lo + int(np.argmin(np.where(valid, seg, np.inf)))
     eminence = np.array([top[ce], ce], float)
+    # A thin upward spike (dark cruciate ligaments in the notch joined to the spines on
+    # fat-suppressed images) is not the eminence: when the tibia opened with a 4 mm wide
+    # bar peaks more than 6 mm lower, its peak is used.
+    from scipy import ndimage as ndi
+
+    bar = np.ones((1, max(3, int(round(4.0 / step)) | 1)), bool)
+    top_e = _top_profile(ndi.binary_opening(tib, structure=bar))[mid_lo : mid_hi + 1]
+    if (top_e >= 0).any():
+        ce_e = mid_lo + int(np.argmin(np.where(top_e >= 0, top_e, np.inf)))
+        if (top_e[ce_e - mid_lo] - top[ce]) * step > 6.0:
+            ce = ce_e
+            eminence = np.array([top_e[ce_e - mid_lo], ce], float)
     # Outermost tibial column near plateau level (first 6 mm below the eminence region top).
     cols_with = np.nonzero(top >= 0)[0]
     side_cols = cols_with[(cols_with - ce) * outer_col_sign > 0]
@@ -296,11 +309,19 @@ def fit_cortex_line(points_rc: np.ndarray, *, outward: np.ndarray) -> Line:
     -----
     A marginal osteophyte bulges the cortex outward next to the rim, which tilts a plain
     fit and moves the margin out. The deeper half fixes a first line; shallower points
-    that lie more than 0.25 mm outside it are dropped before the final robust fit.
+    that lie more than 0.25 mm outside it are dropped before the final robust fit. A
+    deep half that leans outward with depth (more than 5 deg; noise, since the
+    metaphysis narrows below the rim) trims nothing: all points are fitted.
     """
     pts = np.asarray(points_rc, float)
     half = len(pts) // 2
     deep = fit_line_robust(pts[half:], inlier_tol=0.4)
+    down = deep.direction if deep.direction @ (pts[-1] - pts[0]) >= 0 else -deep.direction
+    if down @ np.asarray(outward, float) > np.sin(np.deg2rad(5.0)):
+        # The metaphysis narrows (or runs straight) below the rim; a deep half that
+        # leans outward with depth is noise on a few points, not a reference for
+        # trimming a bulge: fit all points.
+        return fit_line_robust(pts, inlier_tol=0.4)
     nrm = np.array([-deep.direction[1], deep.direction[0]])
     if nrm @ outward < 0:
         nrm = -nrm
@@ -766,7 +787,10 @@ def _margin_from_cortex(
     fitted = fit_cortex_line(np.asarray(cpts), outward=outward)
     cdir = fitted.direction if fitted.direction @ up <= 0 else -fitted.direction
     cortex = Line(fitted.point, cdir, fitted.rms_mm, fitted.n_inliers)
-    if abs(cdir @ outward) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts):
+    steep = abs(cdir @ outward) > np.sin(np.deg2rad(20))
+    if (abs(cdir @ outward) > np.sin(np.deg2rad(40)) or cortex.n_inliers < 0.5 * len(cpts)
+            or (steep and cortex.n_inliers < 0.75 * len(cpts))):
+        # (a steep line through a minority of scattered points is noise, not a flare)
         notes.append(f"outer cortex line implausible; rim of the {rim_name} used")
         return None, rim_pt
     try:
@@ -1016,6 +1040,24 @@ def trace_margin(
 # --------------------------------------------------------------------------- dark marrow
 
 
+def _local_noise(image: np.ndarray, center_mm: np.ndarray, *, row_spacing_mm: float,
+                 col_spacing_mm: float, half_mm: float = 15.0) -> float:
+    """Robust noise SD of ``image`` within ``half_mm`` of ``center_mm`` (row, col in mm).
+
+    From the differences of pixels two columns apart (MAD / sqrt 2): edges are a small
+    fraction of the window, so they barely move the median.
+    """
+    r0 = int(round(center_mm[0] / row_spacing_mm))
+    c0 = int(round(center_mm[1] / col_spacing_mm))
+    hr = int(round(half_mm / row_spacing_mm))
+    hc = int(round(half_mm / col_spacing_mm))
+    win = image[max(r0 - hr, 0) : r0 + hr + 1, max(c0 - hc, 0) : c0 + hc + 1]
+    if win.shape[0] < 3 or win.shape[1] < 5:
+        return 0.0
+    d = (win[:, 2:] - win[:, :-2]).ravel()
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+
+
 def cartilage_margin(
     image: np.ndarray,
     geo: TibiaGeometry,
@@ -1062,7 +1104,9 @@ def cartilage_margin(
        rim; the darkest sample within 5 mm inside to 2 mm outside the rim (the cortex
        line, darker than the marrow) and the half-way rise from it to the tissue outside.
        Robust line; margin = its intersection with the rim line (the rim point itself
-       when the cortex cannot be fitted).
+       when the cortex cannot be fitted). On noisy images (local noise SD above 0.06 of
+       the range) the profiles average a band up to twice as tall (±1.6 mm) and are
+       smoothed up to twice as much (0.5 mm), so the crossings do not scatter.
     """
     from scipy import ndimage as ndi
 
@@ -1196,14 +1240,18 @@ def cartilage_margin(
     # outer cortex below the rim: the dark cortex line between the (dark-grey) marrow and
     # the soft tissue; its outer half-way crossing is the bone surface
     uc = np.arange(-8.0, 5.0 + 1e-9, 0.05)
+    # noisy images (fat-suppressed at low SNR): average over a taller band and smooth
+    # more along the profile, up to twice the usual, so the crossings do not scatter
+    scale = float(np.clip(_local_noise(image, rim_pt, **kw) / 0.06, 1.0, 2.0))
+    offsets = np.linspace(-0.8 * scale, 0.8 * scale, 2 * int(round(2.0 * scale)) + 1)
     cpts = []
     for depth in np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5):
         base = rim_pt - depth * n2
         acc = 0.0
-        for o in (-0.8, -0.4, 0.0, 0.4, 0.8):
+        for o in offsets:
             b = base + o * n2
             acc = acc + sample_mm(image, b[0] + uc * dd[0], b[1] + uc * dd[1], **kw)
-        p = ndi.gaussian_filter1d(acc / 5.0, 0.25 / 0.05)
+        p = ndi.gaussian_filter1d(acc / len(offsets), 0.25 * scale / 0.05)
         bone = float(np.median(p[uc <= -5.0]))
         w = np.nonzero((uc >= -5.0) & (uc <= 2.0))[0]
         i_min = int(w[np.argmin(p[w])])
