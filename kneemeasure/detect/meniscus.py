@@ -400,10 +400,22 @@ def _trace_body(
     sel = (vcol >= bot_i[None, :] - 0.5 * dv) & (vcol <= top_i[None, :] + 0.5 * dv)
     srt = np.sort(np.where(sel, patch, np.inf), axis=0)
     cnt = sel.sum(axis=0)
-    k30 = np.clip(np.floor(0.3 * (cnt - 1)).astype(int), 0, None)
-    q = np.where(cnt > 0, srt[k30, np.arange(srt.shape[1])], np.nan)
-    q = ndi.gaussian_filter1d(np.nan_to_num(q, nan=float(hi_lvl)), max(0.15 / du, 0.5))
+    sigma_u = max(0.15 / du, 0.5)
+
+    def _col_pct(p: float) -> np.ndarray:
+        k = np.clip(np.floor(p * (cnt - 1)).astype(int), 0, None)
+        qp = np.where(cnt > 0, srt[k, np.arange(srt.shape[1])], np.nan)
+        return ndi.gaussian_filter1d(np.nan_to_num(qp, nan=float(hi_lvl)), sigma_u)
+
+    q = _col_pct(0.3)
+    # darkest band per column: stays dark across a bright streak that splits the body
+    q_lo = _col_pct(0.1)
     m_lvl = float(np.percentile(patch[comp], 30))
+    # an intermediate tissue merged with the body (T1 effusion fluid, a DESS capsule)
+    # lifts the pixel level; the body's columns keep the meniscus level
+    m_cols = float(np.percentile(q[body_cols], 25))
+    if m_lvl - m_cols > 0.1 * contrast:
+        m_lvl = m_cols
     rise = m_lvl + 0.2 * contrast
     # start on the body: the first dark column from 2.5 mm inside the margin, or from
     # the middle of the body when that lies further in (a meniscus inside the margin)
@@ -416,6 +428,19 @@ def _trace_body(
     j = s0
     while j < len(q) and q[j] < rise:
         j += 1
+    # A bright intrasubstance streak (degenerated meniscus) lifts the profile inside the
+    # body: pass the rise when a dark band runs on through it (the darkest decile stays
+    # at the body level) and the body level returns within 6 mm.
+    look = int(round(6.0 / du))
+    for _ in range(3):
+        if j >= len(q) - 1:
+            break
+        back = np.nonzero(q[j : min(len(q), j + look)] < rise)[0]
+        if back.size == 0 or not np.all(q_lo[j : j + int(back[0])] < rise):
+            break
+        j += int(back[0])
+        while j < len(q) and q[j] < rise:
+            j += 1
     lig = False
     if j >= len(q) - 1:
         return None
