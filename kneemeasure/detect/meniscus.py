@@ -411,15 +411,16 @@ def _trace_body(
     # darkest band per column: stays dark across a bright streak that splits the body
     q_lo = _col_pct(0.1)
     m_lvl = float(np.percentile(patch[comp], 30))
-    # an intermediate tissue merged with the body (T1 effusion fluid, a DESS capsule)
-    # lifts the pixel level; the body's columns keep the meniscus level
-    m_cols = float(np.percentile(q[body_cols], 25))
-    if m_lvl - m_cols > 0.1 * contrast:
-        m_lvl = m_cols
-    rise = m_lvl + 0.2 * contrast
     # start on the body: the first dark column from 2.5 mm inside the margin, or from
     # the middle of the body when that lies further in (a meniscus inside the margin)
     s0 = min(int(np.round(np.median(body_cols))), int(np.argmin(np.abs(u_mm + 2.5))))
+    # An intermediate tissue merged with the body (T1 effusion fluid around an extruded
+    # meniscus) lifts the level of its pixels: the profile along the 8 mm from the
+    # start keeps the meniscus level.
+    m_run = float(np.percentile(q[s0 : s0 + int(round(8.0 / du)) + 1], 20))
+    if m_lvl - m_run > 0.1 * contrast:
+        m_lvl = m_run
+    rise = m_lvl + 0.2 * contrast
     s_end = min(len(q), s0 + int(round(8.0 / du)))
     dark_from = np.nonzero(q[s0:s_end] < rise)[0]
     if dark_from.size == 0:
