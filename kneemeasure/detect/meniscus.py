@@ -353,7 +353,8 @@ def find_wedge(
     # largest first at the first threshold, then the tighter threshold's candidates
     cands.sort(key=lambda c: (c[1] != 0.4, -c[0]))
     for _area, _frac, ck, vert, body_slab in cands[:4]:
-        res = _trace_body(patch, ck & ~vert[None, :], body_slab, u_mm=u_mm, v_mm=v_mm,
+        res = _trace_body(patch, ck & ~vert[None, :], body_slab, region & ~near_fem,
+                          u_mm=u_mm, v_mm=v_mm,
                           lo_lvl=float(lo_lvl), hi_lvl=float(hi_lvl))
         if res is not None:
             return res
@@ -364,6 +365,7 @@ def _trace_body(
     patch: np.ndarray,
     comp0: np.ndarray,
     body_slab: np.ndarray,
+    tissue: np.ndarray,
     *,
     u_mm: np.ndarray,
     v_mm: np.ndarray,
@@ -416,10 +418,20 @@ def _trace_body(
     s0 = min(int(np.round(np.median(body_cols))), int(np.argmin(np.abs(u_mm + 2.5))))
     # An intermediate tissue merged with the body (T1 effusion fluid around an extruded
     # meniscus) lifts the level of its pixels: the profile along the 8 mm from the
-    # start keeps the meniscus level.
-    m_run = float(np.percentile(q[s0 : s0 + int(round(8.0 / du)) + 1], 20))
+    # start keeps the meniscus level, unless that dark level is a vertical band (MCL).
+    run = np.arange(s0, min(len(q), s0 + int(round(8.0 / du)) + 1))
+    m_run = float(np.percentile(q[run], 20))
     if m_lvl - m_run > 0.1 * contrast:
-        m_lvl = m_run
+        tight = (patch < m_run + 0.15 * contrast) & tissue
+        lo_b = tissue & (vcol >= -5.0) & (vcol <= -2.5)
+        hi_b = tissue & (vcol >= 6.5) & (vcol <= 11.0)
+        frac_lo = (tight & lo_b).sum(axis=0) / np.maximum(lo_b.sum(axis=0), 1)
+        frac_hi = (tight & hi_b).sum(axis=0) / np.maximum(hi_b.sum(axis=0), 1)
+        flat = ~((frac_lo > 0.5) & (frac_hi > 0.5))[run]
+        if flat.sum() * du >= 1.5:
+            m_flat = float(np.percentile(q[run[flat]], 20))
+            if m_lvl - m_flat > 0.1 * contrast and m_flat < m_run + 0.1 * contrast:
+                m_lvl = m_flat
     rise = m_lvl + 0.2 * contrast
     s_end = min(len(q), s0 + int(round(8.0 / du)))
     dark_from = np.nonzero(q[s0:s_end] < rise)[0]
