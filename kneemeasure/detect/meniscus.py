@@ -361,6 +361,29 @@ def find_wedge(
     return None
 
 
+def _vertical_at(dark: np.ndarray, tissue: np.ndarray, v_mm: np.ndarray) -> np.ndarray:
+    """Columns where ``dark`` fills most of both ``v`` in [-5, -2.5] and [6.5, 11] mm.
+
+    Parameters
+    ----------
+    dark, tissue : ndarray of bool, shape (len(v_mm), N)
+        Dark pixels and the pixels that count (femur excluded).
+    v_mm : ndarray, shape (len(v_mm),)
+        Row positions (mm) of the margin-frame patch.
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+        A vertical dark band (MCL, capsule) crosses the plateau level in that column.
+    """
+    vcol = v_mm[:, None]
+    lo_b = tissue & (vcol >= -5.0) & (vcol <= -2.5)
+    hi_b = tissue & (vcol >= 6.5) & (vcol <= 11.0)
+    frac_lo = (dark & lo_b).sum(axis=0) / np.maximum(lo_b.sum(axis=0), 1)
+    frac_hi = (dark & hi_b).sum(axis=0) / np.maximum(hi_b.sum(axis=0), 1)
+    return (frac_lo > 0.5) & (frac_hi > 0.5)
+
+
 def _trace_body(
     patch: np.ndarray,
     comp0: np.ndarray,
@@ -411,7 +434,7 @@ def _trace_body(
 
     q = _col_pct(0.3)
     # darkest band per column: stays dark across a bright streak that splits the body
-    q_lo = _col_pct(0.1)
+    q_lo = _col_pct(0.05)
     m_lvl = float(np.percentile(patch[comp], 30))
     # start on the body: the first dark column from 2.5 mm inside the margin, or from
     # the middle of the body when that lies further in (a meniscus inside the margin)
@@ -422,12 +445,7 @@ def _trace_body(
     run = np.arange(s0, min(len(q), s0 + int(round(8.0 / du)) + 1))
     m_run = float(np.percentile(q[run], 20))
     if m_lvl - m_run > 0.1 * contrast:
-        tight = (patch < m_run + 0.15 * contrast) & tissue
-        lo_b = tissue & (vcol >= -5.0) & (vcol <= -2.5)
-        hi_b = tissue & (vcol >= 6.5) & (vcol <= 11.0)
-        frac_lo = (tight & lo_b).sum(axis=0) / np.maximum(lo_b.sum(axis=0), 1)
-        frac_hi = (tight & hi_b).sum(axis=0) / np.maximum(hi_b.sum(axis=0), 1)
-        flat = ~((frac_lo > 0.5) & (frac_hi > 0.5))[run]
+        flat = ~_vertical_at(patch < m_run + 0.15 * contrast, tissue, v_mm)[run]
         if flat.sum() * du >= 1.5:
             m_flat = float(np.percentile(q[run[flat]], 20))
             if m_lvl - m_flat > 0.1 * contrast and m_flat < m_run + 0.1 * contrast:
@@ -442,16 +460,24 @@ def _trace_body(
     while j < len(q) and q[j] < rise:
         j += 1
     # A bright intrasubstance streak (degenerated meniscus) lifts the profile inside the
-    # body: pass the rise when a dark band runs on through it (the darkest decile stays
-    # at the body level) and the body level returns within 6 mm.
+    # body: pass the rise when the body level returns within 6 mm and a dark band runs
+    # on through it (the darkest 5 % stay at the body level; or, for thin bands blurred
+    # by the pixels, below m + 0.35 (C - M) when what follows is no vertical band).
+    vert_t = _vertical_at(patch < m_lvl + 0.15 * contrast, tissue, v_mm)
     look = int(round(6.0 / du))
+    n_after = int(round(2.0 / du)) + 1
     for _ in range(3):
         if j >= len(q) - 1:
             break
         back = np.nonzero(q[j : min(len(q), j + look)] < rise)[0]
-        if back.size == 0 or not np.all(q_lo[j : j + int(back[0])] < rise):
+        if back.size == 0:
             break
-        j += int(back[0])
+        band = q_lo[j : j + int(back[0])]
+        j2 = j + int(back[0])
+        thin = np.all(band < m_lvl + 0.35 * contrast) and not vert_t[j2 : j2 + n_after].any()
+        if not (np.all(band < rise) or thin):
+            break
+        j = j2
         while j < len(q) and q[j] < rise:
             j += 1
     lig = False
