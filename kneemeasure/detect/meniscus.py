@@ -440,9 +440,12 @@ def _trace_body(
     # the middle of the body when that lies further in (a meniscus inside the margin)
     s0 = min(int(np.round(np.median(body_cols))), int(np.argmin(np.abs(u_mm + 2.5))))
     # An intermediate tissue merged with the body (T1 effusion fluid around an extruded
-    # meniscus) lifts the level of its pixels: the profile along the 8 mm from the
-    # start keeps the meniscus level, unless that dark level is a vertical band (MCL).
-    run = np.arange(s0, min(len(q), s0 + int(round(8.0 / du)) + 1))
+    # meniscus) lifts the level of its pixels: the profile from the start to 8 mm
+    # further, and at least to 10 mm beyond the margin, keeps the meniscus level,
+    # unless that dark level is a vertical band (MCL).
+    merged = False
+    run_end = max(s0 + int(round(8.0 / du)), int(np.searchsorted(u_mm, 10.0)))
+    run = np.arange(s0, min(len(q), run_end + 1))
     m_run = float(np.percentile(q[run], 20))
     if m_lvl - m_run > 0.1 * contrast:
         flat = ~_vertical_at(patch < m_run + 0.15 * contrast, tissue, v_mm)[run]
@@ -450,6 +453,7 @@ def _trace_body(
             m_flat = float(np.percentile(q[run[flat]], 20))
             if m_lvl - m_flat > 0.1 * contrast and m_flat < m_run + 0.1 * contrast:
                 m_lvl = m_flat
+                merged = True
     rise = m_lvl + 0.2 * contrast
     s_end = min(len(q), s0 + int(round(8.0 / du)))
     dark_from = np.nonzero(q[s0:s_end] < rise)[0]
@@ -494,6 +498,21 @@ def _trace_body(
         return None
     u_out = float(u_mm[0] + x * du)
     jo = int(np.clip(round(x), 0, len(u_mm) - 1))
+    if merged:
+        # shape cues from the body itself, without the merged intermediate tissue: the
+        # connected dark part (below the rise level) that covers most of the walked
+        # profile (those columns may have left the component as a "vertical band")
+        lab, n = ndi.label((patch < rise) & tissue & (vv >= -2.0) & (vv <= 7.5))
+        hits = np.bincount(lab[:, s0 : jo + 1][sel[:, s0 : jo + 1]], minlength=n + 1)
+        hits[0] = 0
+        if n and hits.max() > 0:
+            core = lab == int(np.argmax(hits))
+            has = core.any(axis=0)
+            bot = np.where(has, np.where(core, vv, np.inf).min(axis=0), np.nan)
+            top = np.where(has, np.where(core, vv, -np.inf).max(axis=0), np.nan)
+            height = top - bot
+            if has.sum() >= 3:
+                h_ref = float(np.clip(np.nanmedian(height[has]), 1.5, 9.0))
     # the body must not extend through a tall vertical band before the edge
     tall = has & (height > h_ref + 4.0) & (u_mm < u_out) & (u_mm > -1.0)
     if tall.any():
