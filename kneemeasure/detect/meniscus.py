@@ -305,6 +305,17 @@ def find_wedge(
        body's middle column when that is further in; the outer edge is the half-way crossing
        between the body level and the maximum within 2.5 mm, found walking back from
        that maximum.
+    4. Body level: when an intermediate tissue joined the dark body (T1 effusion fluid
+       around an extruded meniscus) its pixels lift the 30th percentile; the 20th
+       percentile of the profile from the start to 10 mm beyond the margin is used
+       instead when it is lower by more than 0.1 (C - M) and is not a vertical band
+       (MCL: dark over most of ``v`` in [-5, -2.5] and [6.5, 11] mm). The shape cues
+       then come from the connected part below the rise level.
+    5. Degenerative streak: a rise is passed when the profile falls back below the
+       rise level within 6 mm and, over the bump, the 5th percentile per column stays
+       below the rise level (a dark band runs on beside the streak), or below
+       ``M + 0.35 (C - M)`` (thin bands blurred by the pixels) with no vertical band
+       in the 2 mm that follow.
     """
     du = float(u_mm[1] - u_mm[0])
     dv = float(v_mm[1] - v_mm[0])
@@ -470,6 +481,7 @@ def _trace_body(
     vert_t = _vertical_at(patch < m_lvl + 0.15 * contrast, tissue, v_mm)
     look = int(round(6.0 / du))
     n_after = int(round(2.0 / du)) + 1
+    j_first = j
     for _ in range(3):
         if j >= len(q) - 1:
             break
@@ -484,6 +496,8 @@ def _trace_body(
         j = j2
         while j < len(q) and q[j] < rise:
             j += 1
+    if j >= len(q) - 1:
+        j = j_first  # passed to the end of the patch: noise, not a streak
     lig = False
     if j >= len(q) - 1:
         return None
