@@ -457,7 +457,9 @@ def _trace_body(
     merged = False
     run_end = max(s0 + int(round(8.0 / du)), int(np.searchsorted(u_mm, 10.0)))
     run = np.arange(s0, min(len(q), run_end + 1))
-    m_run = float(np.percentile(q[run], 20))
+    # columns whose profile extent lies in the joint (not one extrapolated into bone)
+    run = run[(sel & tissue).sum(axis=0)[run] >= 0.5 * np.maximum(cnt[run], 1)]
+    m_run = float(np.percentile(q[run], 20)) if run.size * du >= 1.5 else m_lvl
     if m_lvl - m_run > 0.1 * contrast:
         flat = ~_vertical_at(patch < m_run + 0.15 * contrast, tissue, v_mm)[run]
         if flat.sum() * du >= 1.5:
