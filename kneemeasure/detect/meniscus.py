@@ -305,6 +305,17 @@ def find_wedge(
        body's middle column when that is further in; the outer edge is the half-way crossing
        between the body level and the maximum within 2.5 mm, found walking back from
        that maximum.
+    4. Body level: when an intermediate tissue joined the dark body (T1 effusion fluid
+       around an extruded meniscus) its pixels lift the 30th percentile; the 20th
+       percentile of the profile from the start to 10 mm beyond the margin is used
+       instead when it is lower by more than 0.1 (C - M) and is not a vertical band
+       (MCL: dark over most of ``v`` in [-5, -2.5] and [6.5, 11] mm). The shape cues
+       then come from the connected part below the rise level.
+    5. Degenerative streak: a rise is passed when the profile falls back below the
+       rise level within 6 mm and, over the bump, the 5th percentile per column stays
+       below the rise level (a dark band runs on beside the streak), or below
+       ``M + 0.35 (C - M)`` (thin bands blurred by the pixels) with no vertical band
+       in the 2 mm that follow.
     """
     du = float(u_mm[1] - u_mm[0])
     dv = float(v_mm[1] - v_mm[0])
@@ -353,17 +364,42 @@ def find_wedge(
     # largest first at the first threshold, then the tighter threshold's candidates
     cands.sort(key=lambda c: (c[1] != 0.4, -c[0]))
     for _area, _frac, ck, vert, body_slab in cands[:4]:
-        res = _trace_body(patch, ck & ~vert[None, :], body_slab, u_mm=u_mm, v_mm=v_mm,
+        res = _trace_body(patch, ck & ~vert[None, :], body_slab, region & ~near_fem,
+                          u_mm=u_mm, v_mm=v_mm,
                           lo_lvl=float(lo_lvl), hi_lvl=float(hi_lvl))
         if res is not None:
             return res
     return None
 
 
+def _vertical_at(dark: np.ndarray, tissue: np.ndarray, v_mm: np.ndarray) -> np.ndarray:
+    """Columns where ``dark`` fills most of both ``v`` in [-5, -2.5] and [6.5, 11] mm.
+
+    Parameters
+    ----------
+    dark, tissue : ndarray of bool, shape (len(v_mm), N)
+        Dark pixels and the pixels that count (femur excluded).
+    v_mm : ndarray, shape (len(v_mm),)
+        Row positions (mm) of the margin-frame patch.
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+        A vertical dark band (MCL, capsule) crosses the plateau level in that column.
+    """
+    vcol = v_mm[:, None]
+    lo_b = tissue & (vcol >= -5.0) & (vcol <= -2.5)
+    hi_b = tissue & (vcol >= 6.5) & (vcol <= 11.0)
+    frac_lo = (dark & lo_b).sum(axis=0) / np.maximum(lo_b.sum(axis=0), 1)
+    frac_hi = (dark & hi_b).sum(axis=0) / np.maximum(hi_b.sum(axis=0), 1)
+    return (frac_lo > 0.5) & (frac_hi > 0.5)
+
+
 def _trace_body(
     patch: np.ndarray,
     comp0: np.ndarray,
     body_slab: np.ndarray,
+    tissue: np.ndarray,
     *,
     u_mm: np.ndarray,
     v_mm: np.ndarray,
@@ -400,14 +436,38 @@ def _trace_body(
     sel = (vcol >= bot_i[None, :] - 0.5 * dv) & (vcol <= top_i[None, :] + 0.5 * dv)
     srt = np.sort(np.where(sel, patch, np.inf), axis=0)
     cnt = sel.sum(axis=0)
-    k30 = np.clip(np.floor(0.3 * (cnt - 1)).astype(int), 0, None)
-    q = np.where(cnt > 0, srt[k30, np.arange(srt.shape[1])], np.nan)
-    q = ndi.gaussian_filter1d(np.nan_to_num(q, nan=float(hi_lvl)), max(0.15 / du, 0.5))
+    sigma_u = max(0.15 / du, 0.5)
+
+    def _col_pct(p: float) -> np.ndarray:
+        k = np.clip(np.floor(p * (cnt - 1)).astype(int), 0, None)
+        qp = np.where(cnt > 0, srt[k, np.arange(srt.shape[1])], np.nan)
+        return ndi.gaussian_filter1d(np.nan_to_num(qp, nan=float(hi_lvl)), sigma_u)
+
+    q = _col_pct(0.3)
+    # darkest band per column: stays dark across a bright streak that splits the body
+    q_lo = _col_pct(0.05)
     m_lvl = float(np.percentile(patch[comp], 30))
-    rise = m_lvl + 0.2 * contrast
     # start on the body: the first dark column from 2.5 mm inside the margin, or from
     # the middle of the body when that lies further in (a meniscus inside the margin)
     s0 = min(int(np.round(np.median(body_cols))), int(np.argmin(np.abs(u_mm + 2.5))))
+    # An intermediate tissue merged with the body (T1 effusion fluid around an extruded
+    # meniscus) lifts the level of its pixels: the profile from the start to 8 mm
+    # further, and at least to 10 mm beyond the margin, keeps the meniscus level,
+    # unless that dark level is a vertical band (MCL).
+    merged = False
+    run_end = max(s0 + int(round(8.0 / du)), int(np.searchsorted(u_mm, 10.0)))
+    run = np.arange(s0, min(len(q), run_end + 1))
+    # columns whose profile extent lies in the joint (not one extrapolated into bone)
+    run = run[(sel & tissue).sum(axis=0)[run] >= 0.5 * np.maximum(cnt[run], 1)]
+    m_run = float(np.percentile(q[run], 20)) if run.size * du >= 1.5 else m_lvl
+    if m_lvl - m_run > 0.1 * contrast:
+        flat = ~_vertical_at(patch < m_run + 0.15 * contrast, tissue, v_mm)[run]
+        if flat.sum() * du >= 1.5:
+            m_flat = float(np.percentile(q[run[flat]], 20))
+            if m_lvl - m_flat > 0.1 * contrast and m_flat < m_run + 0.1 * contrast:
+                m_lvl = m_flat
+                merged = True
+    rise = m_lvl + 0.2 * contrast
     s_end = min(len(q), s0 + int(round(8.0 / du)))
     dark_from = np.nonzero(q[s0:s_end] < rise)[0]
     if dark_from.size == 0:
@@ -416,6 +476,30 @@ def _trace_body(
     j = s0
     while j < len(q) and q[j] < rise:
         j += 1
+    # A bright intrasubstance streak (degenerated meniscus) lifts the profile inside the
+    # body: pass the rise when the body level returns within 6 mm and a dark band runs
+    # on through it (the darkest 5 % stay at the body level; or, for thin bands blurred
+    # by the pixels, below m + 0.35 (C - M) when what follows is no vertical band).
+    vert_t = _vertical_at(patch < m_lvl + 0.15 * contrast, tissue, v_mm)
+    look = int(round(6.0 / du))
+    n_after = int(round(2.0 / du)) + 1
+    j_first = j
+    for _ in range(3):
+        if j >= len(q) - 1:
+            break
+        back = np.nonzero(q[j : min(len(q), j + look)] < rise)[0]
+        if back.size == 0:
+            break
+        band = q_lo[j : j + int(back[0])]
+        j2 = j + int(back[0])
+        thin = np.all(band < m_lvl + 0.35 * contrast) and not vert_t[j2 : j2 + n_after].any()
+        if not (np.all(band < rise) or thin):
+            break
+        j = j2
+        while j < len(q) and q[j] < rise:
+            j += 1
+    if j >= len(q) - 1:
+        j = j_first  # passed to the end of the patch: noise, not a streak
     lig = False
     if j >= len(q) - 1:
         return None
@@ -430,6 +514,21 @@ def _trace_body(
         return None
     u_out = float(u_mm[0] + x * du)
     jo = int(np.clip(round(x), 0, len(u_mm) - 1))
+    if merged:
+        # shape cues from the body itself, without the merged intermediate tissue: the
+        # connected dark part (below the rise level) that covers most of the walked
+        # profile (those columns may have left the component as a "vertical band")
+        lab, n = ndi.label((patch < rise) & tissue & (vv >= -2.0) & (vv <= 7.5))
+        hits = np.bincount(lab[:, s0 : jo + 1][sel[:, s0 : jo + 1]], minlength=n + 1)
+        hits[0] = 0
+        if n and hits.max() > 0:
+            core = lab == int(np.argmax(hits))
+            has = core.any(axis=0)
+            bot = np.where(has, np.where(core, vv, np.inf).min(axis=0), np.nan)
+            top = np.where(has, np.where(core, vv, -np.inf).max(axis=0), np.nan)
+            height = top - bot
+            if has.sum() >= 3:
+                h_ref = float(np.clip(np.nanmedian(height[has]), 1.5, 9.0))
     # the body must not extend through a tall vertical band before the edge
     tall = has & (height > h_ref + 4.0) & (u_mm < u_out) & (u_mm > -1.0)
     if tall.any():
