@@ -750,6 +750,12 @@ def score_case(
             if diffs:
                 out["profile_abs_sum"] = float(sum(diffs))
                 out["profile_mae_mm"] = float(np.mean(diffs))
+            # per-slice detections by status: does confidence mean something slice by slice?
+            by_status: dict[str, list[float]] = {"ok": [], "review": []}
+            for inst, mm, st in measured.get("profile", []):
+                if mm is not None and t_by_inst.get(int(inst)) is not None and st in by_status:
+                    by_status[st].append(abs(float(mm) - t_by_inst[int(inst)]))
+            out["profile_status_abs"] = by_status
     return out
 
 
@@ -863,6 +869,7 @@ GROUP_COLUMNS: tuple[str, ...] = (
     "meniscus_error_mean_mm", "meniscus_error_max_mm", "slice_error_mean", "slice_exact_frac",
     "slice_error_max", "flag_n", "flag_agreement", "flag_clear_n", "flag_clear_agreement",
     "ok_mae_mm", "review_mae_mm", "profile_slices", "profile_coverage", "profile_mae_mm",
+    "profile_ok_n", "profile_ok_mae_mm", "profile_review_n", "profile_review_mae_mm",
     "max_mme_mae_mm",
     "max_mme_n", "seconds_mean", "modality", "frame_n", "frame_agreement",
 )
@@ -902,6 +909,8 @@ def summarize(cases: Sequence[dict], *, group: str = "overall") -> dict:
     prof_n = sum(int(c.get("profile_n") or 0) for c in meas)
     prof_sum = sum(float(c.get("profile_abs_sum") or 0.0) for c in meas)
     prof_truth = sum(int(c.get("profile_truth_n") or 0) for c in meas)
+    prof_ok = [e for c in meas for e in (c.get("profile_status_abs") or {}).get("ok", [])]
+    prof_rev = [e for c in meas for e in (c.get("profile_status_abs") or {}).get("review", [])]
     mx = [abs(c["max_error_mm"]) for c in meas if c.get("max_error_mm") is not None]
     secs = [c["seconds"] for c in cases if c.get("seconds") is not None]
     frames = [c["frame_agree"] for c in meas if c.get("frame_agree") is not None]
@@ -935,6 +944,10 @@ def summarize(cases: Sequence[dict], *, group: str = "overall") -> dict:
         "profile_slices": prof_n,
         "profile_coverage": prof_n / prof_truth if prof_truth else None,
         "profile_mae_mm": prof_sum / prof_n if prof_n else None,
+        "profile_ok_n": len(prof_ok),
+        "profile_ok_mae_mm": _mean(prof_ok),
+        "profile_review_n": len(prof_rev),
+        "profile_review_mae_mm": _mean(prof_rev),
         "max_mme_mae_mm": _mean(mx),
         "max_mme_n": len(mx),
         "seconds_mean": _mean(secs),
@@ -1026,11 +1039,21 @@ class ValidationReport:
             return None
         return bool(o["ok_mae_mm"] < o["review_mae_mm"])
 
+    @property
+    def confidence_honest_slices(self) -> bool | None:
+        """The same test over every slice-profile detection (MR); None when not testable."""
+        o = self.overall
+        if o.get("profile_ok_mae_mm") is None or o.get("profile_review_mae_mm") is None:
+            return None
+        return bool(o["profile_ok_mae_mm"] < o["profile_review_mae_mm"])
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["confidence_honest"] = self.confidence_honest
+        d["confidence_honest_slices"] = self.confidence_honest_slices
         for c in d["cases"]:
             c.pop("profile_abs_sum", None)
+            c.pop("profile_status_abs", None)
         return d
 
 
@@ -1335,15 +1358,27 @@ def _flag_table(groups: Sequence[dict], *, us: bool, w: int, thr: float) -> list
 
 
 def _confidence_line(o: dict, label: str) -> str:
-    if o["ok_mae_mm"] is None or o["review_mae_mm"] is None:
-        verdict = "not testable (no ok or no review rows with truth)"
-    elif o["ok_mae_mm"] < o["review_mae_mm"]:
-        verdict = "ok rows are more accurate than review rows"
+    lines = [_ok_vs_review(o["ok_mae_mm"], o["n_ok"], o["review_mae_mm"], o["n_review"],
+                           f"{label}", "rows")]  # fmt: skip
+    if o.get("profile_ok_n") or o.get("profile_review_n"):
+        lines.append(_ok_vs_review(
+            o["profile_ok_mae_mm"], o["profile_ok_n"], o["profile_review_mae_mm"],
+            o["profile_review_n"], f"{label} (every slice-profile detection)", "slices",
+        ))  # fmt: skip
+    return "\n".join(lines)
+
+
+def _ok_vs_review(ok: float | None, n_ok: int, rev: float | None, n_rev: int, label: str,
+                  what: str) -> str:  # fmt: skip
+    if ok is None or rev is None:
+        verdict = f"not testable (no ok or no review {what} with truth)"
+    elif ok < rev:
+        verdict = f"ok {what} are more accurate than review {what}"
     else:
-        verdict = "ok rows are NOT more accurate than review rows"
+        verdict = f"ok {what} are NOT more accurate than review {what}"
     return (
-        f"{label}: ok MAE {_cell(o['ok_mae_mm'], '.2f')} mm (n={o['n_ok']}) vs review MAE "
-        f"{_cell(o['review_mae_mm'], '.2f')} mm (n={o['n_review']}): {verdict}"
+        f"{label}: ok MAE {_cell(ok, '.2f')} mm (n={n_ok}) vs review MAE "
+        f"{_cell(rev, '.2f')} mm (n={n_rev}): {verdict}"
     )
 
 

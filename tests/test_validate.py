@@ -150,6 +150,21 @@ def test_score_case_profile_against_truth_slices():
     g = summarize([c])
     assert g["profile_slices"] == 2 and g["profile_coverage"] == pytest.approx(1.0)
     assert g["profile_mae_mm"] == pytest.approx(0.35)
+    assert g["profile_ok_n"] == 2 and g["profile_review_n"] == 0
+    assert g["profile_review_mae_mm"] is None
+
+
+def test_slice_profile_confidence_split():
+    """ok vs review over every slice-profile detection, scored against the truth slices."""
+    t = _truth(n_slices=3, ref_index=1)
+    truth_slices = [
+        {"index": str(i), "instance_number": str(i + 1), "extrusion_mm": v}
+        for i, v in enumerate(("1.0", "2.0", "3.0"))
+    ]
+    m = _meas(2.1, instance=2, profile=[(1, 1.2, "ok"), (2, 2.1, "ok"), (3, 6.0, "review")])
+    g = summarize([score_case(t, m, truth_slices=truth_slices)])
+    assert g["profile_ok_n"] == 2 and g["profile_ok_mae_mm"] == pytest.approx(0.15)
+    assert g["profile_review_n"] == 1 and g["profile_review_mae_mm"] == pytest.approx(3.0)
 
 
 def test_summarize_mae_flags_and_confidence_split():
