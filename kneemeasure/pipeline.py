@@ -344,8 +344,9 @@ def measure_series(
         index = choice.index
         body = list(choice.body_indices)
         slice_conf = float(choice.confidence)
+        polarity = int(choice.polarity)
     else:
-        index, body, slice_conf = forced, [forced], 1.0
+        index, body, slice_conf, polarity = forced, [forced], 1.0, 0
     rows: list[Measurement] = []
     for side in options.sides():
         outer = medial_sign if side == "medial" else -medial_sign
@@ -364,7 +365,7 @@ def measure_series(
                 if options.profile and len(body) > 1:
                     wanted |= set(_profile_plan(series, body, ref))
             order = sorted(wanted, key=lambda i: (i != ref, abs(i - ref)))
-            args = [(volume[i], rs, cs, outer, side) for i in order]
+            args = [(volume[i], rs, cs, outer, side, polarity) for i in order]
             tried = dict(zip(order, map_ordered(executor, detect_task, args), strict=True))
         side_index, lm = _detect_reference(
             volume,
@@ -377,6 +378,7 @@ def measure_series(
             side=side,
             threshold=options.confidence_threshold,
             series=series,
+            polarity=polarity,
         )
         frame = series.frames[decoded[side_index]]
         image = volume[side_index]
@@ -400,6 +402,7 @@ def measure_series(
                 confidence_threshold=options.confidence_threshold,
                 known=tried,
                 executor=executor,
+                polarity=polarity,
             )
         rows.append(m)
     return rows
@@ -417,6 +420,7 @@ def _detect_reference(
     threshold: float,
     series: Series,
     tried: dict[int, Landmarks | KneeMeasureError] | None = None,
+    polarity: int = 0,
 ) -> tuple[int, Landmarks]:
     """Landmarks on the spine-apex slice, or on a neighbour when the apex slice is unsure.
 
@@ -433,7 +437,9 @@ def _detect_reference(
 
     def detect(i: int) -> Landmarks:
         if i not in tried:
-            tried[i] = detect_task(volume[i], row_spacing_mm, col_spacing_mm, outer_col_sign, side)
+            tried[i] = detect_task(
+                volume[i], row_spacing_mm, col_spacing_mm, outer_col_sign, side, polarity
+            )
         found = tried[i]
         if isinstance(found, KneeMeasureError):
             raise found
@@ -515,7 +521,12 @@ def _profile_plan(series: Series, body: Sequence[int], reference_index: int | No
 
 
 def detect_task(
-    image: np.ndarray, row_spacing_mm: float, col_spacing_mm: float, outer_col_sign: int, side: str
+    image: np.ndarray,
+    row_spacing_mm: float,
+    col_spacing_mm: float,
+    outer_col_sign: int,
+    side: str,
+    polarity: int = 0,
 ) -> Landmarks | KneeMeasureError:
     """Landmarks on one slice, or the :class:`KneeMeasureError` that says why not.
 
@@ -531,6 +542,7 @@ def detect_task(
             col_spacing_mm=col_spacing_mm,
             outer_col_sign=outer_col_sign,
             side=side,
+            polarity=polarity,
         )
     except KneeMeasureError as exc:
         return exc
@@ -564,6 +576,7 @@ def _slice_profile(
     confidence_threshold: float = 0.5,
     known: dict[int, Landmarks | KneeMeasureError] | None = None,
     executor: Executor | None = None,
+    polarity: int = 0,
 ) -> None:
     """Measure every slice of the meniscal body; fill ``slice_profile`` and the maximum.
 
@@ -583,7 +596,7 @@ def _slice_profile(
     ]
     detected = {i: known[i] for i in todo if known and i in known}  # already detected
     todo = [i for i in todo if i not in detected]
-    args = [(volume[i], rs, cs, outer, side) for i in todo]
+    args = [(volume[i], rs, cs, outer, side, polarity) for i in todo]
     detected.update(zip(todo, map_ordered(executor, detect_task, args), strict=True))
     profile = []
     for i in indices:

@@ -37,6 +37,7 @@ def detect_landmarks(
     col_spacing_mm: float,
     outer_col_sign: int,
     side: str = "medial",
+    polarity: int = 0,
 ) -> Landmarks:
     """Detect the tibial margin and the meniscal body on one coronal slice.
 
@@ -51,6 +52,10 @@ def detect_landmarks(
         (for ``side="medial"``: the medial direction).
     side : {"medial", "lateral"}, keyword-only
         Compartment measured (only used in notes; geometry follows ``outer_col_sign``).
+    polarity : {0, +1, -1}, keyword-only
+        Marrow polarity of the series when known (+1 bright, -1 dark; e.g.
+        :attr:`~kneemeasure.detect.slice_select.SliceChoice.polarity`): the bone pair is
+        searched with it first. 0 tries both.
 
     Returns
     -------
@@ -99,7 +104,11 @@ def detect_landmarks(
     step = 0.5
     iso = to_isotropic(img, row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm,
                        step_mm=step)
-    bp = find_bone_pair(iso, main_runs=True)
+    # a known marrow polarity (from the series' coarse pass) spares the search with
+    # the other one; without a pair under it, both are tried as without the hint
+    bp = find_bone_pair(iso, polarity=polarity, main_runs=True) if polarity in (1, -1) else None
+    if bp is None:
+        bp = find_bone_pair(iso, main_runs=True)
     if bp is None:
         raise DetectionError(f"no tibiofemoral joint (femur above tibia) found; {_HINT}")
     geo = tibial_geometry(bp, outer_col_sign=outer_col_sign)

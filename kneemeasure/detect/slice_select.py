@@ -28,12 +28,16 @@ class SliceChoice:
     body_indices : list of int
         Slices that contain the meniscal body: the run of slices with a femur/tibia
         joint within ``body_half_mm`` of the chosen slice (gaps filled).
+    polarity : int
+        Marrow polarity of the series from the coarse pass: +1 bright (T1/PD), -1
+        dark (fat-suppressed, DESS), 0 unknown. A hint for the per-slice detection.
     """
 
     index: int
     scores: np.ndarray
     confidence: float
     body_indices: list[int] = field(default_factory=list)
+    polarity: int = 0
 
 
 def _thin_plane_window(joint: np.ndarray, level_mm: np.ndarray) -> tuple[float, np.ndarray]:
@@ -228,4 +232,5 @@ def select_reference_slice(
             + (0.25 if 3.0 <= own <= 20.0 else 0.0))
     body_all = list(range(int(planes[body[0]]), int(planes[body[-1]]) + 1))
     return SliceChoice(index=int(planes[best]), scores=scores_all,
-                       confidence=float(np.clip(conf, 0.0, 1.0)), body_indices=body_all)
+                       confidence=float(np.clip(conf, 0.0, 1.0)), body_indices=body_all,
+                       polarity=int(np.sign(coarse.polarity)))
