@@ -279,8 +279,10 @@ def detect_landmarks(
                           height_mm=old.band_height_mm, ligament_stop=old.ligament_stop)
         fallback = True
     shelf_moved = False
-    if not fallback:
-        # T1 effusion: grey fluid between the meniscus and bright fat (two-step rise)
+    if not fallback and lateral:
+        # T1 effusion: grey fluid between the meniscus and bright fat (two-step rise).
+        # Lateral only: medially the grey shelf is the deep MCL/capsule (real T1
+        # instance 12 moved 2.5 mm inward), bounded by the dark MCL anyway.
         uv_shelf = shelf_edge(patch, fem, men, u_mm=u, v_mm=v)
         if uv_shelf is not None and uv_shelf[0] < men.outer_uv[0] - 0.3:
             men = dataclasses.replace(men, outer_uv=uv_shelf)

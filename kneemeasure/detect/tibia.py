@@ -1245,8 +1245,6 @@ def cartilage_margin(
     scale = float(np.clip(_local_noise(image, rim_pt, **kw) / 0.06, 1.0, 2.0))
     offsets = np.linspace(-0.8 * scale, 0.8 * scale, 2 * int(round(2.0 * scale)) + 1)
     cpts = []
-    n_step = 0
-    step_min = 0.1
     for depth in np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5):
         base = rim_pt - depth * n2
         acc = 0.0
@@ -1261,16 +1259,6 @@ def cartilage_margin(
         j_end = min(len(p), i_min + int(1.5 / 0.05) + 1)
         p_out = float(p[i_min:j_end].max())
         if bone - p_min < 0.02 or p_out - p_min < 0.04:
-            # no cortex line darker than the marrow (very dark marrow, or a cortex
-            # blurred across coarse columns): a plain step from the dark bone up to a
-            # clearly brighter tissue outside is the bone surface
-            p_step = float(p[i_min : int(np.searchsorted(uc, 3.0))].max())
-            if p_step - max(bone, p_min) >= step_min:
-                x = subpixel_crossing(p, level=0.5 * (max(bone, p_min) + p_step),
-                                      start=i_min, direction=1)
-                if x is not None:
-                    cpts.append(base + (uc[0] + x * 0.05) * dd)
-                    n_step += 1
             continue
         x = subpixel_crossing(p, level=0.5 * (p_min + p_out), start=i_min, direction=1)
         if x is not None:
