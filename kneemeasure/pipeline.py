@@ -559,9 +559,12 @@ def _load_volume(series: Series, indices: list[int], executor: Executor | None) 
     if executor is None or len(indices) < 8 or isinstance(series, ReformattedSeries):
         return series.load_volume(indices)
     half = len(indices) // 2
+    # the first frame loads pydicom's decoder plugins here, before the pool forks its
+    # workers on the first submit: they inherit them instead of loading them again
+    head = series.load_frame(indices[0])[None]
     second = executor.submit(_decode_task, series, indices[half:])
-    first = series.load_volume(indices[:half])
-    return np.concatenate([first, second.result()])
+    first = series.load_volume(indices[1:half])
+    return np.concatenate([head, first, second.result()])
 
 
 def _slice_profile(

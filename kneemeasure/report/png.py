@@ -22,6 +22,10 @@ from matplotlib.patches import Rectangle
 from kneemeasure.measure import foot_on_line_px, perpendicular_line_px, unit
 from kneemeasure.models import Measurement
 
+#: zlib level 1: writing the PNG takes a third of the time of the default level 6
+#: for a file about 25 % larger (still lossless).
+PNG_WRITE = {"compress_level": 1}
+
 FLAG_COLOURS = {"extruded": "#e8202a", "normal": "#2fbf4a", "review": "#ff9f1a"}
 
 
@@ -271,7 +275,7 @@ def render_measurement_png(
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, pil_kwargs=PNG_WRITE)
     return path
 
 
@@ -304,5 +308,5 @@ def render_error_png(
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, pil_kwargs=PNG_WRITE)
     return path
