@@ -411,14 +411,14 @@ def _same_level(bot: np.ndarray, top: np.ndarray, *, ref: slice, run: slice) -> 
     -------
     bool
         At least half of the ``run`` columns overlap the mean ``ref`` extent by half
-        of their own height (a degenerative streak splits one body at one level; a
+        of the smaller height (a degenerative streak splits one body at one level; a
         dark band reached above the joint does not overlap it).
     """
     r_bot = float(np.mean(bot[ref]))
     r_top = float(np.mean(top[ref]))
     b, t = bot[run], top[run]
     overlap = np.minimum(t, r_top) - np.maximum(b, r_bot)
-    ok = overlap >= 0.5 * np.maximum(t - b, 1e-6)
+    ok = overlap >= 0.5 * np.maximum(np.minimum(t - b, r_top - r_bot), 1e-6)
     return bool(ok.size) and float(ok.mean()) >= 0.5
 
 
