@@ -315,7 +315,9 @@ def find_wedge(
        rise level within 6 mm and, over the bump, the 5th percentile per column stays
        below the rise level (a dark band runs on beside the streak), or below
        ``M + 0.35 (C - M)`` (thin bands blurred by the pixels) with no vertical band
-       in the 2 mm that follow.
+       in the 2 mm that follow, and the dark run after the bump lies at the body's
+       level (its vertical extent overlaps that of the 2 mm before the rise; not a
+       band above the joint, such as the MCL over a meniscus ending at the margin).
     """
     du = float(u_mm[1] - u_mm[0])
     dv = float(v_mm[1] - v_mm[0])
@@ -393,6 +395,31 @@ def _vertical_at(dark: np.ndarray, tissue: np.ndarray, v_mm: np.ndarray) -> np.n
     frac_lo = (dark & lo_b).sum(axis=0) / np.maximum(lo_b.sum(axis=0), 1)
     frac_hi = (dark & hi_b).sum(axis=0) / np.maximum(hi_b.sum(axis=0), 1)
     return (frac_lo > 0.5) & (frac_hi > 0.5)
+
+
+def _same_level(bot: np.ndarray, top: np.ndarray, *, ref: slice, run: slice) -> bool:
+    """Whether the profile extent over ``run`` lies at the level of that over ``ref``.
+
+    Parameters
+    ----------
+    bot, top : ndarray, shape (N,)
+        Lower and upper ``v`` (mm) of the body's vertical extent per column.
+    ref, run : slice
+        Columns of the body before a rise, and of the dark run after it.
+
+    Returns
+    -------
+    bool
+        At least half of the ``run`` columns overlap the mean ``ref`` extent by half
+        of the smaller height (a degenerative streak splits one body at one level; a
+        dark band reached above the joint does not overlap it).
+    """
+    r_bot = float(np.mean(bot[ref]))
+    r_top = float(np.mean(top[ref]))
+    b, t = bot[run], top[run]
+    overlap = np.minimum(t, r_top) - np.maximum(b, r_bot)
+    ok = overlap >= 0.5 * np.maximum(np.minimum(t - b, r_top - r_bot), 1e-6)
+    return bool(ok.size) and float(ok.mean()) >= 0.5
 
 
 def _trace_body(
@@ -480,9 +507,12 @@ def _trace_body(
     # body: pass the rise when the body level returns within 6 mm and a dark band runs
     # on through it (the darkest 5 % stay at the body level; or, for thin bands blurred
     # by the pixels, below m + 0.35 (C - M) when what follows is no vertical band).
+    # The dark run beyond the bump must be the same body: at its level, not a band
+    # above the joint the component climbed onto (MCL beside an unextruded meniscus).
     vert_t = _vertical_at(patch < m_lvl + 0.15 * contrast, tissue, v_mm)
     look = int(round(6.0 / du))
     n_after = int(round(2.0 / du)) + 1
+    n_ref = max(1, int(round(2.0 / du)))
     j_first = j
     for _ in range(3):
         if j >= len(q) - 1:
@@ -495,9 +525,13 @@ def _trace_body(
         thin = np.all(band < m_lvl + 0.35 * contrast) and not vert_t[j2 : j2 + n_after].any()
         if not (np.all(band < rise) or thin):
             break
-        j = j2
-        while j < len(q) and q[j] < rise:
-            j += 1
+        j3 = j2
+        while j3 < len(q) and q[j3] < rise:
+            j3 += 1
+        if not _same_level(bot_i, top_i, ref=slice(max(0, j - n_ref), j),
+                           run=slice(j2, max(j3, j2 + 1))):
+            break
+        j = j3
     if j >= len(q) - 1:
         j = j_first  # passed to the end of the patch: noise, not a streak
     lig = False
