@@ -1221,6 +1221,8 @@ def cartilage_margin(
     fit = ok & (idx <= i_end) & (arr[:, 0] >= u_emin + 0.35 * spanu) & (arr[:, 0] <= u_rim - 1.0)
     if fit.sum() < 4:
         fit = ok & (idx <= i_end)
+    if fit.sum() < 2:
+        raise DetectionError("cartilage surface of the plateau too short to fit a line")
     plateau = fit_line_robust(xy[fit], inlier_tol=1.0)
     dd = plateau.direction if plateau.direction @ d >= 0 else -plateau.direction
     if abs(dd @ d) < np.cos(np.deg2rad(25)):
