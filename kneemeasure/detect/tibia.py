@@ -1058,6 +1058,116 @@ def _local_noise(image: np.ndarray, center_mm: np.ndarray, *, row_spacing_mm: fl
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
 
 
+def _step_edge(
+    profile: np.ndarray, x_mm: np.ndarray, *, search: tuple[float, float], reach_mm: float,
+    min_step: float = 0.1,
+) -> float | None:
+    """Bone surface as a plain step from dark bone up to brighter tissue outside.
+
+    Parameters
+    ----------
+    profile : ndarray, shape (N,)
+        Smoothed intensities at ``x_mm`` (increasing outward, normalised to ~[0, 1]).
+    x_mm : ndarray, shape (N,)
+        Evenly spaced positions (mm); samples at or below ``search[0]`` are bone.
+    search : (float, float)
+        Window (mm) in which the step's half-way crossing must lie.
+    reach_mm : float
+        The outside level is the maximum up to this position (mm).
+    min_step : float
+        Smallest rise from the bone level to the outside level.
+
+    Returns
+    -------
+    float or None
+        Position (mm) of the first half-way crossing walking outward from the bone,
+        or ``None`` when the rise is below ``min_step`` or outside ``search``.
+    """
+    from kneemeasure.detect.meniscus import subpixel_crossing
+
+    dx = float(x_mm[1] - x_mm[0])
+    bone = float(np.median(profile[x_mm <= search[0]]))
+    i0 = int(np.searchsorted(x_mm, search[0]))
+    i1 = int(np.searchsorted(x_mm, reach_mm, side="right"))
+    if i1 - i0 < 3:
+        return None
+    p_hi = float(profile[i0:i1].max())
+    if p_hi - bone < min_step:
+        return None
+    level = bone + 0.5 * (p_hi - bone)
+    above = np.nonzero(profile[i0:i1] > level)[0]
+    if above.size == 0:
+        return None
+    x = subpixel_crossing(profile, level=level, start=i0 + int(above[0]), direction=-1)
+    if x is None:
+        return None
+    pos = float(x_mm[0] + x * dx)
+    if not search[0] <= pos <= search[1]:
+        return None
+    return pos
+
+
+def _straight_step_cortex(
+    steps: Sequence[tuple[float, float]], *, depth_range: tuple[float, float],
+    notes: list[str], deep_from_mm: float = 5.0, tol_mm: float = 0.5,
+) -> list[tuple[float, float]] | None:
+    """Step edges below the rim that trace a straight cortex, osteophyte bulge removed.
+
+    Parameters
+    ----------
+    steps : sequence of (depth_mm, u_mm)
+        Plain dark-to-bright step edges (:func:`_step_edge`) at depths below the rim,
+        ``u`` outward along the plateau from the rim (mm).
+    depth_range : (float, float)
+        Depths (mm) that were sampled, every 0.5 mm.
+    notes : list of str
+        Appended to (why the steps were not used, or that a bulge was dropped).
+    deep_from_mm : float
+        Depth (mm) below which a marginal osteophyte no longer bulges the cortex.
+    tol_mm : float
+        Largest distance (mm) of a step edge from the deep line to count as on it.
+
+    Returns
+    -------
+    list of (depth_mm, u_mm) or None
+        The deep edges and the shallow edges on the deep line's continuation, or
+        ``None`` when the steps do not run straight and continuously down the
+        metaphysis.
+
+    Notes
+    -----
+    The surface of a marginal osteophyte is the same kind of step as the cortex
+    (both dark bone against brighter tissue), so a step is trusted only where it
+    continues straight down the metaphysis: at least 60 % of the depths from
+    ``deep_from_mm`` down show a step, at least 3 mm of depth, and a line through
+    them (within 20 deg of the plateau normal) holds 80 % of them within ``tol_mm``.
+    Shallower edges more than ``tol_mm`` outside that line (a spur bulging out of
+    the rim and tapering) are dropped; the margin then lies where the plateau meets
+    the cortex line, not on the spur.
+    """
+    arr = np.asarray(steps, float).reshape(-1, 2)
+    lo = max(deep_from_mm, depth_range[0])
+    n_expected = int(np.floor((depth_range[1] - lo) / 0.5 + 1e-6)) + 1
+    deep = arr[arr[:, 0] >= lo - 1e-6]
+    if n_expected < 6 or len(deep) < max(6, 0.6 * n_expected):
+        notes.append("cortex steps do not continue down the metaphysis; not used")
+        return None
+    # (depth, u) -> a line u = a + b depth, via the robust fit in that plane
+    line = fit_line_robust(deep[:, [0, 1]], inlier_tol=tol_mm)
+    t = line.direction if line.direction[0] >= 0 else -line.direction
+    if abs(t[1]) > np.sin(np.deg2rad(20.0)) or line.n_inliers < 0.8 * len(deep):
+        notes.append("cortex steps below the rim not straight; not used")
+        return None
+    slope = t[1] / t[0]
+    u_line = line.point[1] + slope * (arr[:, 0] - line.point[0])
+    off = arr[:, 1] - u_line
+    keep = np.where(arr[:, 0] >= lo - 1e-6, np.abs(off) <= tol_mm, off <= tol_mm)
+    if (arr[:, 0] < lo - 1e-6).any() and (off[arr[:, 0] < lo - 1e-6] > tol_mm).any():
+        notes.append("outward bulge at the rim (osteophyte?) excluded from the cortex step")
+    notes.append("outer cortex from a dark-to-bright step (no cortex line)")
+    return [(float(a), float(b)) for a, b in arr[keep]]
+
+
 def cartilage_margin(
     image: np.ndarray,
     geo: TibiaGeometry,
@@ -1245,6 +1355,7 @@ def cartilage_margin(
     scale = float(np.clip(_local_noise(image, rim_pt, **kw) / 0.06, 1.0, 2.0))
     offsets = np.linspace(-0.8 * scale, 0.8 * scale, 2 * int(round(2.0 * scale)) + 1)
     cpts = []
+    steps: list[tuple[float, float]] = []  # (depth, u) of plain dark-to-bright steps
     for depth in np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5):
         base = rim_pt - depth * n2
         acc = 0.0
@@ -1259,10 +1370,20 @@ def cartilage_margin(
         j_end = min(len(p), i_min + int(1.5 / 0.05) + 1)
         p_out = float(p[i_min:j_end].max())
         if bone - p_min < 0.02 or p_out - p_min < 0.04:
+            # no cortex line darker than the marrow (DESS: marrow as dark as the
+            # cortex; coarse columns blur it): keep the plain step, if any, for
+            # a straightness check over the whole depth range below
+            e = _step_edge(p, uc, search=(-5.0, 2.0), reach_mm=3.0)
+            if e is not None:
+                steps.append((float(depth), e))
             continue
         x = subpixel_crossing(p, level=0.5 * (p_min + p_out), start=i_min, direction=1)
         if x is not None:
             cpts.append(base + (uc[0] + x * 0.05) * dd)
+    if len(cpts) < 6 and steps:
+        spts = _straight_step_cortex(steps, depth_range=cortex_depth_mm, notes=notes)
+        if spts is not None:
+            cpts = [rim_pt - dep * n2 + u * dd for dep, u in spts]
     cortex, margin = _margin_from_cortex(
         cpts, rim_line, rim_pt, outward=dd, up=n2, max_jump_mm=4.0, rim_name="cartilage surface",
         notes=notes,
