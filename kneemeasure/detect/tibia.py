@@ -1071,7 +1071,7 @@ def _step_edge(
     x_mm : ndarray, shape (N,)
         Evenly spaced positions (mm); samples at or below ``search[0]`` are bone.
     search : (float, float)
-        Window (mm) in which the step's half-way crossing must lie.
+        Window (mm) in which the step must lie.
     reach_mm : float
         The outside level is the maximum up to this position (mm).
     min_step : float
@@ -1080,31 +1080,36 @@ def _step_edge(
     Returns
     -------
     float or None
-        Position (mm) of the first half-way crossing walking outward from the bone,
-        or ``None`` when the rise is below ``min_step`` or outside ``search``.
+        Position (mm) of the first steep rise walking outward from the bone: the
+        first local maximum of the slope that reaches half the steepest slope in the
+        window (sub-sample by a parabola through the slope), so that of two steps
+        (bone to fat, fat to a brighter capsule) the first is taken. ``None`` when
+        the rise is below ``min_step`` or no such slope lies inside ``search``.
     """
-    from kneemeasure.detect.meniscus import subpixel_crossing
-
     dx = float(x_mm[1] - x_mm[0])
     bone = float(np.median(profile[x_mm <= search[0]]))
     i0 = int(np.searchsorted(x_mm, search[0]))
     i1 = int(np.searchsorted(x_mm, reach_mm, side="right"))
-    if i1 - i0 < 3:
+    if i1 - i0 < 5:
         return None
-    p_hi = float(profile[i0:i1].max())
-    if p_hi - bone < min_step:
+    if float(profile[i0:i1].max()) - bone < min_step:
         return None
-    level = bone + 0.5 * (p_hi - bone)
-    above = np.nonzero(profile[i0:i1] > level)[0]
-    if above.size == 0:
+    g = np.gradient(profile, dx)
+    j1 = int(np.searchsorted(x_mm, search[1], side="right"))
+    gw = g[i0:i1]
+    g_max = float(gw.max())
+    if g_max <= 0:
         return None
-    x = subpixel_crossing(profile, level=level, start=i0 + int(above[0]), direction=-1)
-    if x is None:
-        return None
-    pos = float(x_mm[0] + x * dx)
-    if not search[0] <= pos <= search[1]:
-        return None
-    return pos
+    for k in range(i0 + 1, min(j1, len(g) - 1)):
+        if g[k] >= 0.5 * g_max and g[k] >= g[k - 1] and g[k] >= g[k + 1]:
+            # the rise after this slope peak must itself be a clear step
+            after = float(profile[k : min(len(profile), k + int(round(1.0 / dx)) + 1)].max())
+            if after - bone < 0.5 * min_step:
+                continue
+            den = g[k - 1] - 2.0 * g[k] + g[k + 1]
+            off = 0.5 * (g[k - 1] - g[k + 1]) / den if abs(den) > 1e-12 else 0.0
+            return float(x_mm[k] + float(np.clip(off, -0.5, 0.5)) * dx)
+    return None
 
 
 def _straight_step_cortex(
@@ -1380,12 +1385,17 @@ def cartilage_margin(
         x = subpixel_crossing(p, level=0.5 * (p_min + p_out), start=i_min, direction=1)
         if x is not None:
             cpts.append(base + (uc[0] + x * 0.05) * dd)
+    max_jump = 4.0
     if len(cpts) < 6 and steps:
         spts = _straight_step_cortex(steps, depth_range=cortex_depth_mm, notes=notes)
         if spts is not None:
             cpts = [rim_pt - dep * n2 + u * dd for dep, u in spts]
+            # a step is a weaker cue than a cortex line: its margin must agree with
+            # the end of the cartilage (a spur's surface taken for the cortex would
+            # move the margin out beyond the cartilage)
+            max_jump = 2.0
     cortex, margin = _margin_from_cortex(
-        cpts, rim_line, rim_pt, outward=dd, up=n2, max_jump_mm=4.0, rim_name="cartilage surface",
-        notes=notes,
+        cpts, rim_line, rim_pt, outward=dd, up=n2, max_jump_mm=max_jump,
+        rim_name="cartilage surface", notes=notes,
     )
     return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, 0.0)
