@@ -1058,6 +1058,121 @@ def _local_noise(image: np.ndarray, center_mm: np.ndarray, *, row_spacing_mm: fl
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
 
 
+def _step_edge(
+    profile: np.ndarray, x_mm: np.ndarray, *, search: tuple[float, float], reach_mm: float,
+    min_step: float = 0.1,
+) -> float | None:
+    """Bone surface as a plain step from dark bone up to brighter tissue outside.
+
+    Parameters
+    ----------
+    profile : ndarray, shape (N,)
+        Smoothed intensities at ``x_mm`` (increasing outward, normalised to ~[0, 1]).
+    x_mm : ndarray, shape (N,)
+        Evenly spaced positions (mm); samples at or below ``search[0]`` are bone.
+    search : (float, float)
+        Window (mm) in which the step must lie.
+    reach_mm : float
+        The outside level is the maximum up to this position (mm).
+    min_step : float
+        Smallest rise from the bone level to the outside level.
+
+    Returns
+    -------
+    float or None
+        Position (mm) of the first steep rise walking outward from the bone: the
+        first local maximum of the slope that reaches half the steepest slope in the
+        window (sub-sample by a parabola through the slope), so that of two steps
+        (bone to fat, fat to a brighter capsule) the first is taken. ``None`` when
+        the rise is below ``min_step`` or no such slope lies inside ``search``.
+    """
+    dx = float(x_mm[1] - x_mm[0])
+    bone = float(np.median(profile[x_mm <= search[0]]))
+    i0 = int(np.searchsorted(x_mm, search[0]))
+    i1 = int(np.searchsorted(x_mm, reach_mm, side="right"))
+    if i1 - i0 < 5:
+        return None
+    if float(profile[i0:i1].max()) - bone < min_step:
+        return None
+    g = np.gradient(profile, dx)
+    j1 = int(np.searchsorted(x_mm, search[1], side="right"))
+    gw = g[i0:i1]
+    g_max = float(gw.max())
+    if g_max <= 0:
+        return None
+    for k in range(i0 + 1, min(j1, len(g) - 1)):
+        if g[k] >= 0.5 * g_max and g[k] >= g[k - 1] and g[k] >= g[k + 1]:
+            # the rise after this slope peak must itself be a clear step
+            after = float(profile[k : min(len(profile), k + int(round(1.0 / dx)) + 1)].max())
+            if after - bone < 0.5 * min_step:
+                continue
+            den = g[k - 1] - 2.0 * g[k] + g[k + 1]
+            off = 0.5 * (g[k - 1] - g[k + 1]) / den if abs(den) > 1e-12 else 0.0
+            return float(x_mm[k] + float(np.clip(off, -0.5, 0.5)) * dx)
+    return None
+
+
+def _straight_step_cortex(
+    steps: Sequence[tuple[float, float]], *, depth_range: tuple[float, float],
+    notes: list[str], deep_from_mm: float = 5.0, tol_mm: float = 0.5,
+) -> list[tuple[float, float]] | None:
+    """Step edges below the rim that trace a straight cortex, osteophyte bulge removed.
+
+    Parameters
+    ----------
+    steps : sequence of (depth_mm, u_mm)
+        Plain dark-to-bright step edges (:func:`_step_edge`) at depths below the rim,
+        ``u`` outward along the plateau from the rim (mm).
+    depth_range : (float, float)
+        Depths (mm) that were sampled, every 0.5 mm.
+    notes : list of str
+        Appended to (why the steps were not used, or that a bulge was dropped).
+    deep_from_mm : float
+        Depth (mm) below which a marginal osteophyte no longer bulges the cortex.
+    tol_mm : float
+        Largest distance (mm) of a step edge from the deep line to count as on it.
+
+    Returns
+    -------
+    list of (depth_mm, u_mm) or None
+        The deep edges and the shallow edges on the deep line's continuation, or
+        ``None`` when the steps do not run straight and continuously down the
+        metaphysis.
+
+    Notes
+    -----
+    The surface of a marginal osteophyte is the same kind of step as the cortex
+    (both dark bone against brighter tissue), so a step is trusted only where it
+    continues straight down the metaphysis: at least 60 % of the depths from
+    ``deep_from_mm`` down show a step, at least 3 mm of depth, and a line through
+    them (within 20 deg of the plateau normal) holds 80 % of them within ``tol_mm``.
+    Shallower edges more than ``tol_mm`` outside that line (a spur bulging out of
+    the rim and tapering) are dropped; the margin then lies where the plateau meets
+    the cortex line, not on the spur.
+    """
+    arr = np.asarray(steps, float).reshape(-1, 2)
+    lo = max(deep_from_mm, depth_range[0])
+    n_expected = int(np.floor((depth_range[1] - lo) / 0.5 + 1e-6)) + 1
+    deep = arr[arr[:, 0] >= lo - 1e-6]
+    if n_expected < 6 or len(deep) < max(6, 0.6 * n_expected):
+        notes.append("cortex steps do not continue down the metaphysis; not used")
+        return None
+    # (depth, u) -> a line u = a + b depth, via the robust fit in that plane
+    line = fit_line_robust(deep[:, [0, 1]], inlier_tol=tol_mm)
+    t = line.direction if line.direction[0] >= 0 else -line.direction
+    if abs(t[1]) > np.sin(np.deg2rad(20.0)) or line.n_inliers < 0.8 * len(deep):
+        notes.append("cortex steps below the rim not straight; not used")
+        return None
+    slope = t[1] / t[0]
+    u_line = line.point[1] + slope * (arr[:, 0] - line.point[0])
+    off = arr[:, 1] - u_line
+    keep = np.where(arr[:, 0] >= lo - 1e-6, np.abs(off) <= tol_mm, off <= tol_mm)
+    if (arr[:, 0] < lo - 1e-6).any() and (off[arr[:, 0] < lo - 1e-6] > tol_mm).any():
+        notes.append("outward bulge at the rim (osteophyte?) excluded from the cortex step")
+    notes.append("outer cortex from a dark-to-bright step (no cortex line)")
+    return [(float(a), float(b)) for a, b in arr[keep]]
+
+
 def cartilage_margin(
     image: np.ndarray,
     geo: TibiaGeometry,
@@ -1247,6 +1362,7 @@ def cartilage_margin(
     scale = float(np.clip(_local_noise(image, rim_pt, **kw) / 0.06, 1.0, 2.0))
     offsets = np.linspace(-0.8 * scale, 0.8 * scale, 2 * int(round(2.0 * scale)) + 1)
     cpts = []
+    steps: list[tuple[float, float]] = []  # (depth, u) of plain dark-to-bright steps
     for depth in np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5):
         base = rim_pt - depth * n2
         acc = 0.0
@@ -1261,12 +1377,27 @@ def cartilage_margin(
         j_end = min(len(p), i_min + int(1.5 / 0.05) + 1)
         p_out = float(p[i_min:j_end].max())
         if bone - p_min < 0.02 or p_out - p_min < 0.04:
+            # no cortex line darker than the marrow (DESS: marrow as dark as the
+            # cortex; coarse columns blur it): keep the plain step, if any, for
+            # a straightness check over the whole depth range below
+            e = _step_edge(p, uc, search=(-5.0, 2.0), reach_mm=3.0)
+            if e is not None:
+                steps.append((float(depth), e))
             continue
         x = subpixel_crossing(p, level=0.5 * (p_min + p_out), start=i_min, direction=1)
         if x is not None:
             cpts.append(base + (uc[0] + x * 0.05) * dd)
+    max_jump = 4.0
+    if len(cpts) < 6 and steps:
+        spts = _straight_step_cortex(steps, depth_range=cortex_depth_mm, notes=notes)
+        if spts is not None:
+            cpts = [rim_pt - dep * n2 + u * dd for dep, u in spts]
+            # a step is a weaker cue than a cortex line: its margin must agree with
+            # the end of the cartilage (a spur's surface taken for the cortex would
+            # move the margin out beyond the cartilage)
+            max_jump = 2.0
     cortex, margin = _margin_from_cortex(
-        cpts, rim_line, rim_pt, outward=dd, up=n2, max_jump_mm=4.0, rim_name="cartilage surface",
-        notes=notes,
+        cpts, rim_line, rim_pt, outward=dd, up=n2, max_jump_mm=max_jump,
+        rim_name="cartilage surface", notes=notes,
     )
     return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, 0.0)
