@@ -66,3 +66,21 @@ def test_series_executor_falls_back_to_in_process():
     if pool is not None:  # Linux: forked workers, same answers in order
         with pool:
             assert map_ordered(pool, divmod, [(7, 2), (9, 4), (1, 1)]) == [(3, 1), (2, 1), (1, 0)]
+
+
+def test_dark_band_at_the_bottom_edge_is_no_joint_not_a_crash(tmp_path):
+    """Hard suite seed 1, no_laterality_tag_013: a cartilage band reaching the image's
+    bottom row made the coarse notch trace index past the image (IndexError ->
+    internal error row). Now that slice has no joint and the series is measured."""
+    from kneemeasure.io import discover_series
+    from kneemeasure.phantom import write_series
+    from kneemeasure.pipeline import measure_series
+    from kneemeasure.validate import hard_suite_specs
+
+    spec = next(s for _c, s in hard_suite_specs(240, seed=1)
+                if s.name == "no_laterality_tag_013")  # fmt: skip
+    _paths, truth = write_series(spec, tmp_path / "case")
+    (series,), _ = discover_series([tmp_path / "case"])
+    (row,) = measure_series(series, MeasureOptions(png=False, profile=False))
+    assert row.laterality == truth["laterality"] and row.laterality_source == "anatomy"
+    assert abs(row.extrusion_mm - float(truth["extrusion_mm"])) <= 0.5

@@ -451,7 +451,7 @@ def _dark_marrow_pair(norm: np.ndarray, step: float) -> tuple[np.ndarray, np.nda
     while c1 < b[2] - 1 and bot[c1] < 0:
         c1 += 1
     r0, r1 = int(bot[c0]), int(bot[c1])
-    if r0 < 0 or r1 < 0:
+    if r0 < 0 or r1 < 0 or max(r0, r1) >= h:  # a band reaching the bottom edge: no joint
         return None
     lo = max(min(r0, r1) - int(round(14.0 / step)), 0)
     hi = min(max(r0, r1) + int(round(3.0 / step)) + 1, h)
