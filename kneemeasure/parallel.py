@@ -4,10 +4,16 @@
 mostly hold the GIL, so threads do not use a second core. :func:`series_executor`
 gives a small pool of *forked* processes: forking is cheap (the workers inherit
 the imported modules), and each task ships one slice (about 1 MB) or one
-finished row. Where forking is not available or not wise (not Linux, inside a
-daemonic worker such as a batch/validate pool, one core, ``workers <= 1``) it
-returns ``None`` and the caller runs everything in-process, with the same
-results.
+finished row. Where forking is not available (not Linux) or not possible (a
+daemonic process), or ``workers < 1``, it returns ``None`` and the caller runs
+everything in-process, with the same results. Batch and validation workers do
+not come here at all: they parallelise over series and keep ``workers = 1``.
+
+Caveat: the renderer pool starts its manager thread before the detection pool
+forks its workers, so those forks happen in a parent with a thread running.
+The children only use their own pool's queues (created before the fork) and
+Python re-initialises the GIL and the import lock after a fork; Python >= 3.12
+warns about such forks all the same.
 """
 
 from __future__ import annotations

@@ -346,7 +346,8 @@ def measure_series(
         slice_conf = float(choice.confidence)
         polarity = int(choice.polarity)
     else:
-        index, body, slice_conf, polarity = forced, [forced], 1.0, 0
+        index, body, slice_conf = forced, [forced], 1.0
+        polarity = int(np.sign(coarse.polarity)) if coarse is not None else 0
     rows: list[Measurement] = []
     for side in options.sides():
         outer = medial_sign if side == "medial" else -medial_sign
@@ -354,19 +355,17 @@ def measure_series(
         m.laterality, m.laterality_source = laterality, lat_source
         m.medial_image_side = _image_side(medial_sign)
         m.method = "auto"
-        # every slice this side may need (the reference, its neighbours, the
-        # profile) is detected up front when there are worker processes
         tried: dict[int, Landmarks | KneeMeasureError] = {}
         ref = decoded.index(index)  # volume index (== series index unless --slice)
         if executor is not None:
+            # the slices this side will need (the reference and the profile, which
+            # holds the reference's neighbours on a clinical series) are detected up
+            # front by the workers; anything else is detected on demand, as in-process
             wanted = {ref}
-            if forced is None:
-                wanted |= {ref - 1, ref + 1} & set(body)
-                if options.profile and len(body) > 1:
-                    wanted |= set(_profile_plan(series, body, ref))
-            order = sorted(wanted, key=lambda i: (i != ref, abs(i - ref)))
-            args = [(volume[i], rs, cs, outer, side, polarity) for i in order]
-            tried = dict(zip(order, map_ordered(executor, detect_task, args), strict=True))
+            if forced is None and options.profile and len(body) > 1:
+                wanted |= set(_profile_plan(series, body, ref))
+            tried = _prefetch(executor, volume, sorted(wanted, key=lambda i: abs(i - ref)),
+                              (rs, cs, outer, side, polarity))  # fmt: skip
         side_index, lm = _detect_reference(
             volume,
             ref,
@@ -546,6 +545,25 @@ def detect_task(
         )
     except KneeMeasureError as exc:
         return exc
+
+
+def _prefetch(
+    executor: Executor, volume: np.ndarray, indices: Sequence[int], args: tuple
+) -> dict[int, Landmarks | KneeMeasureError]:
+    """Detections of ``indices`` made by the workers (``detect_task(volume[i], *args)``).
+
+    A slice whose detection failed with anything but a :class:`KneeMeasureError`
+    (a bug) is left out: it is detected again in-process only if the measurement
+    needs it, so the outcome is the same as without workers.
+    """
+    futures = {i: executor.submit(detect_task, volume[i], *args) for i in indices}
+    done: dict[int, Landmarks | KneeMeasureError] = {}
+    for i, fut in futures.items():
+        try:
+            done[i] = fut.result()
+        except Exception:  # noqa: BLE001 - re-raised by the in-process detection if needed
+            log.debug("worker detection of slice %d failed", i, exc_info=True)
+    return done
 
 
 def _decode_task(series: Series, indices: list[int]) -> np.ndarray:
@@ -760,6 +778,19 @@ def _warm_png() -> None:
     import kneemeasure.report.png  # noqa: F401
 
 
+def _png_written(
+    m: Measurement, debug: bool, render: Callable[..., bool], *args: object
+) -> bool:
+    """Run a PNG render (or collect its result); a failed PNG never loses the CSV row."""
+    try:
+        return bool(render(*args))
+    except Exception as exc:  # noqa: BLE001 - matplotlib/OS errors, a killed renderer
+        if debug:
+            raise
+        log.warning("PNG for %s not written (%s: %s)", m.source, type(exc).__name__, exc)
+        return False
+
+
 def _render_task(image: np.ndarray | None, m: Measurement, path: Path, label: str) -> bool:
     from kneemeasure.report import render_error_png, render_measurement_png
 
@@ -822,7 +853,7 @@ def _measure_paths(
                     image, m.image = m.image, None
                     task = (image, copy.copy(m), outdir / m.png, label)
                     if renderer is None:
-                        m.png = m.png if _render_task(*task) else ""
+                        m.png = m.png if _png_written(m, options.debug, _render_task, *task) else ""
                     else:
                         pending.append((m, renderer.submit(_render_task, *task)))
                 m.image = None
@@ -890,7 +921,7 @@ def run_measure(
             paths, outdir, options, pool, renderer, result, inputs, used_png, slice_rows, progress
         )
         for m, fut in pngs:  # PNGs rendered by the renderer process
-            m.png = m.png if fut.result() else ""
+            m.png = m.png if _png_written(m, options.debug, fut.result) else ""
 
     result.csv_path = write_rows(outdir / "measurements.csv", result.measurements)
     if options.points and options.points.get("save_corrections"):

@@ -1,5 +1,7 @@
 """Pipeline helpers on hand-made inputs."""
 
+import pytest
+
 from kneemeasure.pipeline import MeasureOptions, profile_indices
 
 
@@ -84,3 +86,41 @@ def test_dark_band_at_the_bottom_edge_is_no_joint_not_a_crash(tmp_path):
     (row,) = measure_series(series, MeasureOptions(png=False, profile=False))
     assert row.laterality == truth["laterality"] and row.laterality_source == "anatomy"
     assert abs(row.extrusion_mm - float(truth["extrusion_mm"])) <= 0.5
+
+
+def test_a_failed_png_never_loses_the_row():
+    from kneemeasure import pipeline
+    from kneemeasure.models import Measurement
+
+    def broken(*_a):
+        raise OSError("disk full")
+
+    m = Measurement(source="x")
+    assert pipeline._png_written(m, False, broken) is False
+    assert pipeline._png_written(m, False, lambda: True) is True
+    with pytest.raises(OSError):
+        pipeline._png_written(m, True, broken)  # --debug: the traceback is wanted
+
+
+def test_prefetch_leaves_out_slices_whose_detection_crashed(monkeypatch):
+    """A bug on a slice the measurement may not need must not fail the series only
+    because workers detected it up front (workers = 1 would never have looked)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from kneemeasure import pipeline
+    from kneemeasure.errors import DetectionError
+
+    def fake(image, *_args):
+        k = int(image[0, 0])
+        if k == 1:
+            raise ValueError("bug")
+        return DetectionError("no joint") if k == 2 else f"landmarks {k}"
+
+    monkeypatch.setattr(pipeline, "detect_task", fake)
+    volume = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
+    with ThreadPoolExecutor(2) as pool:
+        got = pipeline._prefetch(pool, volume, [0, 1, 2, 3], ())
+    assert set(got) == {0, 2, 3}
+    assert got[0] == "landmarks 0" and isinstance(got[2], DetectionError)
