@@ -96,7 +96,8 @@ def validate(
         bool,
         typer.Option(
             "--require-honest-confidence",
-            help="CI gate: exit 1 unless status=ok rows have a lower MAE than review rows.",
+            help="CI gate: exit 1 unless status=ok rows (and slice-profile detections) "
+            "have a lower MAE than review ones.",
         ),
     ] = False,
 ) -> None:
@@ -140,8 +141,14 @@ def validate(
         frac = o["n_measured"] / o["n_total"] if o["n_total"] else 0.0
         if frac < min_measured:
             failed.append(f"measured {frac:.0%} < --min-measured {min_measured:.0%}")
-    if require_honest_confidence and report.confidence_honest is not True:
-        failed.append("status=ok rows are not more accurate than status=review rows")
+    # rows first; where a suite has no review rows, every slice-profile detection
+    verdicts = [v for v in (report.confidence_honest, report.confidence_honest_slices)
+                if v is not None]  # fmt: skip
+    if require_honest_confidence and (not verdicts or not all(verdicts)):
+        failed.append(
+            "status=ok rows (or slice-profile detections) are not more accurate than "
+            "status=review ones, or there are no review ones to compare"
+        )
     for f in failed:
         typer.echo(f"kneemeasure: gate failed: {f}", err=True)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)

@@ -291,3 +291,12 @@ def test_cli_validate_gate_and_usage_errors(samples_dir, tmp_path):
     )
     assert res.exit_code == 1, res.output
     assert "gate failed" in res.output
+    # one ok row and no review row or profile slice: nothing shows that confidence
+    # means something, so the honesty gate fails rather than passing vacuously
+    res = runner.invoke(
+        app,
+        ["validate", str(one), "-o", str(tmp_path / "h"), "-q", "--workers", "1",
+         "--no-profile", "--require-honest-confidence"],
+    )
+    assert res.exit_code == 1, res.output
+    assert "no review ones to compare" in res.output
