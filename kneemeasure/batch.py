@@ -75,7 +75,13 @@ from pathlib import Path
 from kneemeasure import __version__
 from kneemeasure.errors import KneeMeasureError, UsageError
 from kneemeasure.models import CSV_COLUMNS, InputError, Measurement
-from kneemeasure.pipeline import SLICE_COLUMNS, MeasureOptions, error_row
+from kneemeasure.pipeline import (
+    SLICE_COLUMNS,
+    MeasureOptions,
+    error_row,
+    render_row_png,
+    unique_png_name,
+)
 
 log = logging.getLogger("kneemeasure.batch")
 
@@ -233,13 +239,7 @@ def png_name(key: str, series_uid: str, side: str, used: set[str]) -> str:
     base = f"{_slug(key)[-60:]}-{zlib.crc32(key.encode()):08x}"
     if series_uid:
         base += f"_{_slug(series_uid)[-24:]}"
-    name = f"{base}_{side}.png"
-    k = 2
-    while name in used:
-        name = f"{base}_{side}_{k}.png"
-        k += 1
-    used.add(name)
-    return name
+    return unique_png_name(base, side, used)
 
 
 def _relative_text(text: str, root: Path) -> str:
@@ -269,17 +269,11 @@ def _finish_rows(
     result: StudyResult,
 ) -> None:
     """PNG per row (written here, in the worker), then serialise rows; drop the pixels."""
-    from kneemeasure.report import render_error_png, render_measurement_png
-
     for m in rows:
         m.source = key
         if options.png and (m.image is not None):
             name = png_name(key, m.series_instance_uid, m.side, used)
-            target = outdir / PNG_DIR / name
-            if m.status == "error":
-                written = render_error_png(m.image, m.error, target, title=f"not measured: {label}")
-            else:
-                written = render_measurement_png(m.image, m, target, source_label=label)
+            written = render_row_png(m.image, m, outdir / PNG_DIR / name, label)
             m.png = f"{PNG_DIR}/{name}" if written else ""
         m.image = None
         m.landmarks = None

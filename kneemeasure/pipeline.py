@@ -707,10 +707,15 @@ def _png_name(m: Measurement, used: set[str]) -> str:
     uid = m.series_instance_uid.replace(".", "")[-6:]
     base = f"{stem}_{uid}" if uid else stem
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[-60:]
-    name = f"{base}_{m.side}.png"
+    return unique_png_name(base, m.side, used)
+
+
+def unique_png_name(base: str, side: str, used: set[str]) -> str:
+    """``{base}_{side}.png``, or with ``_2``, ``_3`` ... when taken; added to ``used``."""
+    name = f"{base}_{side}.png"
     k = 2
     while name in used:
-        name = f"{base}_{m.side}_{k}.png"
+        name = f"{base}_{side}_{k}.png"
         k += 1
     used.add(name)
     return name
@@ -791,7 +796,11 @@ def _png_written(
         return False
 
 
-def _render_task(image: np.ndarray | None, m: Measurement, path: Path, label: str) -> bool:
+def render_row_png(image: np.ndarray | None, m: Measurement, path: Path, label: str) -> bool:
+    """The PNG of one row: the annotated measurement, or why it failed; False if none.
+
+    Used by ``measure`` (in-process or in the renderer process) and by ``batch``.
+    """
     from kneemeasure.report import render_error_png, render_measurement_png
 
     if m.status == "error":
@@ -853,9 +862,10 @@ def _measure_paths(
                     image, m.image = m.image, None
                     task = (image, copy.copy(m), outdir / m.png, label)
                     if renderer is None:
-                        m.png = m.png if _png_written(m, options.debug, _render_task, *task) else ""
+                        written = _png_written(m, options.debug, render_row_png, *task)
+                        m.png = m.png if written else ""
                     else:
-                        pending.append((m, renderer.submit(_render_task, *task)))
+                        pending.append((m, renderer.submit(render_row_png, *task)))
                 m.image = None
                 for e in m.slice_profile:
                     slice_rows.append(
