@@ -71,3 +71,11 @@ def test_main_run_drops_a_band_above_the_bone_and_keeps_texture_holes():
     assert not out[1:3, 1:7].any()
     assert out[5:12, 1:].sum() == 7 * 7  # the hole is filled, the bone is whole
     assert out[:, 0].all()  # the column that is one run stays
+
+
+def test_fill_rows_between_the_first_and_last_pixel():
+    from kneemeasure.detect.joint import fill_rows
+
+    m = np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], bool)
+    want = np.array([[0, 1, 1, 1, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], bool)
+    assert np.array_equal(fill_rows(m), want)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
-from kneemeasure.detect.joint import joint_side_cuts
+from kneemeasure.detect.joint import fill_rows, joint_side_cuts
 from kneemeasure.errors import DetectionError, UsageError
 
 # notch trace weights: marrow-below penalty and per-pixel row jump (ridge term in 0..2)
@@ -177,13 +177,7 @@ def _polarity(norm: np.ndarray) -> int:
 
 
 def _body_mask(norm: np.ndarray) -> np.ndarray:
-    tissue = ndi.binary_opening(norm > 0.06, structure=_disk(1))
-    has = tissue.any(axis=1)
-    w = tissue.shape[1]
-    first = np.argmax(tissue, axis=1)
-    last = w - 1 - np.argmax(tissue[:, ::-1], axis=1)
-    cols = np.arange(w)[None, :]
-    return has[:, None] & (cols >= first[:, None]) & (cols <= last[:, None])
+    return fill_rows(ndi.binary_opening(norm > 0.06, structure=_disk(1)))
 
 
 def _pair(lab: np.ndarray, n: int) -> tuple[float, int, int]:

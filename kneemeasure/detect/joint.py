@@ -142,10 +142,15 @@ def _body_mask(norm: np.ndarray, step_mm: float) -> np.ndarray:
     cross-section is convex along a row, so each row is filled between its ends.
     """
     tissue = ndi.binary_opening(norm > 0.08, structure=_disk(max(1, int(round(1.0 / step_mm)))))
-    has = tissue.any(axis=1)
-    w = tissue.shape[1]
-    first = np.argmax(tissue, axis=1)
-    last = w - 1 - np.argmax(tissue[:, ::-1], axis=1)
+    return fill_rows(tissue)
+
+
+def fill_rows(mask: np.ndarray) -> np.ndarray:
+    """Each row of a 2-D mask filled from its first to its last True pixel."""
+    has = mask.any(axis=1)
+    w = mask.shape[1]
+    first = np.argmax(mask, axis=1)
+    last = w - 1 - np.argmax(mask[:, ::-1], axis=1)
     cols = np.arange(w)[None, :]
     return has[:, None] & (cols >= first[:, None]) & (cols <= last[:, None])
 
