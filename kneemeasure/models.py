@@ -132,14 +132,10 @@ class Series:
         ndarray, shape (n, rows, cols), float32
         """
         idx = list(range(self.n_slices) if indices is None else indices)
-        if len(idx) < 4:
-            return np.stack([self.load_frame(i) for i in idx])
-        # decoders (pylibjpeg/openjpeg, numpy) release the GIL for most of the work:
-        # two threads decode a compressed series almost twice as fast on two cores
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return np.stack(list(pool.map(self.load_frame, idx)))
+        # one thread: the decoders (pylibjpeg-openjpeg, -libjpeg, RLE, numpy) hold the GIL,
+        # so threads measured no faster; ``kneemeasure measure`` decodes in a worker
+        # process instead (pipeline._start_loading)
+        return np.stack([self.load_frame(i) for i in idx])
 
 
 @dataclass

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -35,6 +36,10 @@ from kneemeasure.models import InputError, Landmarks, Measurement, Series
 from kneemeasure.parallel import map_ordered, series_executor
 
 log = logging.getLogger("kneemeasure")
+import os as _os, sys as _sys
+def _T(msg):
+    if _os.environ.get("KM_TRACE"):
+        print(f"{time.perf_counter()-float(_os.environ['KM_TRACE']):6.3f} {msg}", file=_sys.stderr)
 
 SIDES = ("medial", "lateral")
 
@@ -258,10 +263,6 @@ def measure_series(
     KneeMeasureError
         When the series cannot be measured at all (the message says why and the fix).
     """
-    from kneemeasure.detect import infer_fibula_side, select_reference_slice
-    from kneemeasure.detect.coarse import analyse_knee
-    from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign, slice_normal
-
     options = options or MeasureOptions()
     if options.points:  # manual / interactive landmarks (issue 4)
         from kneemeasure.interactive.session import measure_series_manual
@@ -293,7 +294,15 @@ def measure_series(
     # the fibular-head search look at the whole series
     need_all = forced is None or _resolve_laterality(series, options)[0] is None
     decoded = list(range(series.n_slices)) if need_all else [forced]
-    volume = _load_volume(series, decoded, executor)
+    with _start_loading(series, decoded, executor) as loading:
+        # imported while a worker decodes (the first time: scipy and scikit-image, ~0.4 s)
+        from kneemeasure.detect import infer_fibula_side, select_reference_slice
+        from kneemeasure.detect.coarse import analyse_knee
+        from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign, slice_normal
+
+        _T("imports done")
+        volume = loading()
+        _T("volume")
     _constant_check(volume, series_label(series))
 
     # one coarse 1 mm pass, shared by the fibula search and the slice choice
@@ -308,11 +317,13 @@ def measure_series(
         except ValueError:
             posterior = None
     coarse = None
+    # the coarse pass's per-slice bone segmentation runs on the workers
+    per_slice = functools.partial(map_ordered, executor) if executor is not None else None
     laterality, lat_source = _resolve_laterality(series, options)
     if laterality is None:
         # thin planes (reformatted 3D) are analysed about every 2 mm
         coarse = analyse_knee(volume, row_spacing_mm=rs, col_spacing_mm=cs,
-                              slice_spacing_mm=slice_spacing)
+                              slice_spacing_mm=slice_spacing, map_slices=per_slice)
         fib_sign, fib_conf = infer_fibula_side(
             volume, row_spacing_mm=rs, col_spacing_mm=cs, posterior_sign=posterior, coarse=coarse
         )
@@ -330,9 +341,14 @@ def measure_series(
             laterality,
             fib_conf,
         )
+    _T("coarse+fibula")
     medial_sign = side_col_sign(laterality, series.iop or (1, 0, 0, 0, 0, -1), "medial")
 
     if forced is None:
+        if coarse is None:
+            coarse = analyse_knee(volume, row_spacing_mm=rs, col_spacing_mm=cs,
+                                  medial_col_sign=medial_sign, slice_spacing_mm=slice_spacing,
+                                  map_slices=per_slice)  # fmt: skip
         choice = select_reference_slice(
             volume,
             row_spacing_mm=rs,
@@ -348,6 +364,7 @@ def measure_series(
     else:
         index, body, slice_conf = forced, [forced], 1.0
         polarity = int(np.sign(coarse.polarity)) if coarse is not None else 0
+    _T("select")
     rows: list[Measurement] = []
     for side in options.sides():
         outer = medial_sign if side == "medial" else -medial_sign
@@ -570,19 +587,40 @@ def _decode_task(series: Series, indices: list[int]) -> np.ndarray:
     return series.load_volume(indices)
 
 
-def _load_volume(series: Series, indices: list[int], executor: Executor | None) -> np.ndarray:
-    """Decode ``indices`` of ``series``; with workers, half of them in a worker."""
+@contextlib.contextmanager
+def _start_loading(
+    series: Series, indices: list[int], executor: Executor | None
+) -> Iterator[Callable[[], np.ndarray]]:
+    """Start decoding ``indices`` of ``series``; yields a function that returns the stack.
+
+    The decoders hold the GIL, so only another process decodes alongside this one.
+    With workers (``executor`` not None) and at least 8 slices:
+
+    - the first series of a run: the detection code (scipy, scikit-image) is not
+      imported yet, so a short-lived forked process decodes every slice while this
+      process imports it. The detection pool forks later and inherits the imports.
+    - later series: half the slices are decoded by a worker of ``executor``, the
+      other half here.
+
+    Otherwise (or for a reformatted series) the stack is decoded here when asked for.
+    """
+    import sys
+
     from kneemeasure.io.reformat import ReformattedSeries
 
     if executor is None or len(indices) < 8 or isinstance(series, ReformattedSeries):
-        return series.load_volume(indices)
+        yield lambda: series.load_volume(indices)
+        return
+    if "kneemeasure.detect.landmarks" not in sys.modules:
+        decoder = series_executor(1)
+        if decoder is not None:
+            with decoder:
+                whole = decoder.submit(_decode_task, series, indices)
+                yield whole.result
+            return
     half = len(indices) // 2
-    # the first frame loads pydicom's decoder plugins here, before the pool forks its
-    # workers on the first submit: they inherit them instead of loading them again
-    head = series.load_frame(indices[0])[None]
     second = executor.submit(_decode_task, series, indices[half:])
-    first = series.load_volume(indices[1:half])
-    return np.concatenate([head, first, second.result()])
+    yield lambda: np.concatenate([series.load_volume(indices[:half]), second.result()])
 
 
 def _slice_profile(

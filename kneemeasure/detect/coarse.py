@@ -12,7 +12,9 @@ medial plateau line, the eminence height and a meniscal-body check. The result
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -564,6 +566,7 @@ def analyse_knee(
     previous: CoarseKnee | None = None,
     slice_spacing_mm: float | None = None,
     plane_step_mm: float = 2.0,
+    map_slices: Callable[[Callable[..., Any], list[tuple]], list[Any]] | None = None,
 ) -> CoarseKnee:
     """Segment the femur/tibia on every (or the given) slice of a coronal series at 1 mm.
 
@@ -589,6 +592,10 @@ def analyse_knee(
         the middle plane; the others stay ``ok=False`` and ``planes`` lists the analysed.
     plane_step_mm : float, keyword-only
         Target distance between analysed planes for thin-plane series (mm).
+    map_slices : callable, optional, keyword-only
+        ``map_slices(fn, args)`` returns ``[fn(*a) for a in args]``, in order; the
+        per-slice bone segmentation goes through it, so a caller can spread it over
+        processes (:func:`kneemeasure.parallel.map_ordered`). Default: in-process.
 
     Returns
     -------
@@ -619,18 +626,28 @@ def analyse_knee(
         norm = np.zeros((n,) + sub.shape[1:], np.float32)
         norm[planes] = sub
     slices = [CoarseSlice() for _ in range(n)]
+    pairs = {}
     for i in todo:
         prev = previous.slices[i] if previous is not None else None
         if prev is not None and prev.femur is not None:
-            pair = (prev.femur, prev.tibia)
-        else:
-            pair = (_bone_pair(norm[i], polarity) if polarity > 0
-                    else _dark_marrow_pair(norm[i], step_mm))
+            pairs[i] = (prev.femur, prev.tibia)
+    need = [i for i in todo if i not in pairs]
+    if polarity > 0:
+        found = (map_slices or _map)(_bone_pair, [(norm[i], polarity) for i in need])
+    else:
+        found = (map_slices or _map)(_dark_marrow_pair, [(norm[i], step_mm) for i in need])
+    pairs.update(zip(need, found, strict=True))
+    for i in todo:
+        pair = pairs[i]
         if pair is None:
             continue
         slices[i] = _measure_slice(norm[i], pair[0], pair[1], medial_col_sign, step_mm)
     return CoarseKnee(norm, step_mm, polarity, slices, medial_col_sign, row_spacing_mm,
                       col_spacing_mm, planes)
+
+
+def _map(fn: Callable[..., Any], args: list[tuple]) -> list[Any]:
+    return [fn(*a) for a in args]
 
 
 def plane_subset(
