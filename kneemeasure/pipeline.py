@@ -36,10 +36,7 @@ from kneemeasure.models import InputError, Landmarks, Measurement, Series
 from kneemeasure.parallel import map_ordered, series_executor
 
 log = logging.getLogger("kneemeasure")
-import os as _os, sys as _sys
-def _T(msg):
-    if _os.environ.get("KM_TRACE"):
-        print(f"{time.perf_counter()-float(_os.environ['KM_TRACE']):6.3f} {msg}", file=_sys.stderr)
+
 
 SIDES = ("medial", "lateral")
 
@@ -300,9 +297,7 @@ def measure_series(
         from kneemeasure.detect.coarse import analyse_knee
         from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign, slice_normal
 
-        _T("imports done")
         volume = loading()
-        _T("volume")
     _constant_check(volume, series_label(series))
 
     # one coarse 1 mm pass, shared by the fibula search and the slice choice
@@ -341,7 +336,6 @@ def measure_series(
             laterality,
             fib_conf,
         )
-    _T("coarse+fibula")
     medial_sign = side_col_sign(laterality, series.iop or (1, 0, 0, 0, 0, -1), "medial")
 
     if forced is None:
@@ -364,7 +358,6 @@ def measure_series(
     else:
         index, body, slice_conf = forced, [forced], 1.0
         polarity = int(np.sign(coarse.polarity)) if coarse is not None else 0
-    _T("select")
     rows: list[Measurement] = []
     for side in options.sides():
         outer = medial_sign if side == "medial" else -medial_sign
@@ -817,8 +810,10 @@ def measure_one(
 
 
 def _warm_png() -> None:
-    """Import the PNG renderer in a worker while the parent reads and decodes."""
-    import kneemeasure.report.png  # noqa: F401
+    """Import the PNG renderer and draw a first figure in a worker while the parent works."""
+    from kneemeasure.report.png import warm_up
+
+    warm_up()
 
 
 def _png_written(

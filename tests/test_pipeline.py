@@ -1,5 +1,6 @@
 """Pipeline helpers on hand-made inputs."""
 
+import numpy as np
 import pytest
 
 from kneemeasure.pipeline import MeasureOptions, profile_indices
@@ -124,3 +125,67 @@ def test_prefetch_leaves_out_slices_whose_detection_crashed(monkeypatch):
         got = pipeline._prefetch(pool, volume, [0, 1, 2, 3], ())
     assert set(got) == {0, 2, 3}
     assert got[0] == "landmarks 0" and isinstance(got[2], DetectionError)
+
+
+@pytest.mark.parametrize("first_series", [True, False])
+def test_decoding_alongside_the_imports_gives_the_same_stack(
+    samples_dir, monkeypatch, first_series
+):
+    """measure decodes in a forked process while it imports the detection code (the
+    first series of a run) or half in a worker (later series): same stack as in-process."""
+    import sys
+
+    from kneemeasure.io import discover_series
+    from kneemeasure.parallel import series_executor
+    from kneemeasure.pipeline import _start_loading
+
+    (series,), _ = discover_series([samples_dir / "r_t1_slope_j2k_mme2p6"])
+    indices = list(range(series.n_slices))
+    want = series.load_volume(indices)
+    import kneemeasure.detect.landmarks  # noqa: F401 - a later series: already imported
+    import kneemeasure.pipeline as pipeline
+
+    if first_series:  # as if the detection modules were not imported yet
+        monkeypatch.delitem(sys.modules, "kneemeasure.detect.landmarks")
+    decoders = []
+
+    def spy(workers, **kw):
+        decoders.append(workers)
+        return series_executor(workers, **kw)
+
+    monkeypatch.setattr(pipeline, "series_executor", spy)
+    pool = series_executor(2)
+    if pool is None:
+        pytest.skip("worker processes need fork (Linux)")
+    with pool, _start_loading(series, indices, pool) as loading:
+        got = loading()
+    assert decoders == ([1] if first_series else [])  # the short-lived decoding process
+    assert got.dtype == want.dtype and got.shape == want.shape == (12, *want.shape[1:])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_coarse_pass_on_workers_equals_in_process(samples_dir):
+    """analyse_knee(map_slices=...) spreads the per-slice bone masks over workers."""
+    import functools
+
+    from kneemeasure.detect.coarse import analyse_knee
+    from kneemeasure.io import discover_series
+    from kneemeasure.parallel import map_ordered, series_executor
+
+    (series,), _ = discover_series([samples_dir / "l_pd_nolat_rev_mme-0p8"])
+    vol = series.load_volume()
+    kw = dict(row_spacing_mm=series.row_spacing_mm, col_spacing_mm=series.col_spacing_mm,
+              medial_col_sign=-1)  # fmt: skip
+    want = analyse_knee(vol, **kw)
+    pool = series_executor(2)
+    if pool is None:
+        pytest.skip("worker processes need fork (Linux)")
+    with pool:
+        got = analyse_knee(vol, map_slices=functools.partial(map_ordered, pool), **kw)
+    assert sum(s.ok for s in want.slices) >= 6
+    for a, b in zip(want.slices, got.slices, strict=True):
+        assert a.ok == b.ok
+        np.testing.assert_equal(a.eminence_mm, b.eminence_mm)  # NaN == NaN here
+        if a.femur is not None:
+            np.testing.assert_array_equal(a.femur, b.femur)
+            np.testing.assert_array_equal(a.tibia, b.tibia)

@@ -279,6 +279,32 @@ def render_measurement_png(
     return path
 
 
+def warm_up() -> None:
+    """Draw a small throw-away figure with the artists the PNGs use.
+
+    The first figure of a process loads the fonts and builds matplotlib's caches
+    (~0.1 s); the renderer process of ``kneemeasure measure`` calls this while the
+    measurement runs, so the real PNG does not wait for it.
+    """
+    import io
+
+    fig = Figure(figsize=(3, 2), dpi=50)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.1, 0.1, 0.8, 0.7])
+    ax.imshow(np.zeros((8, 8)), cmap="gray", interpolation="bilinear")
+    ax.plot([0, 4], [0, 4], "o-", label="a")
+    ax.annotate("", xy=(4, 4), xytext=(0, 0), arrowprops=dict(arrowstyle="<->"))
+    ax.text(0.5, 0.5, "MEDIAL", transform=ax.transAxes, fontweight="bold",
+            bbox=dict(facecolor="black", alpha=0.6, lw=0))  # fmt: skip
+    ax.axhline(1.0, ls="--")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("MME", fontweight="bold")
+    ax.set_xlabel("instance number")
+    fig.suptitle("kneemeasure", fontsize=7.5)
+    fig.savefig(io.BytesIO(), format="png", pil_kwargs=PNG_WRITE)
+
+
 def render_error_png(
     image: np.ndarray | None, message: str, path: Path, *, title: str = ""
 ) -> Path | None:
