@@ -810,7 +810,12 @@ def measure_one(
 
 
 def _warm_png() -> None:
-    """Import the PNG renderer and draw a first figure in a worker while the parent works."""
+    """Import the PNG renderer and draw a first figure in its process while the parent works."""
+    import os
+
+    # lower priority: the renderer's matplotlib import (~0.4 s of CPU) then takes the
+    # cores when decoding and detection leave one idle, instead of slowing them down
+    os.nice(10)
     from kneemeasure.report.png import warm_up
 
     warm_up()
