@@ -214,7 +214,8 @@ def detect_landmarks(
        the margin came from a fallback (no cortex line), times ``0.7 / spacing`` for
        pixels coarser than 0.7 mm, times 0.7 for the fallback meniscus method, times 0.5
        for a meniscal body narrower than 3 mm, times 0.7 for an eminence more than 20 mm
-       above the plateau line.
+       above the plateau line, times 0.5 when the cortex points split into two parallel
+       columns and neither gave the margin (dark marrow).
     """
     if outer_col_sign not in (1, -1):
         raise ValueError(f"outer_col_sign must be +1 or -1, got {outer_col_sign!r}")
@@ -340,6 +341,11 @@ def detect_landmarks(
     if fallback_margin:
         confidence *= 0.6
         notes.append("tibial margin from a fallback (cortex line not fitted)")
+    if any("tibial margin ambiguous" in note for note in notes):
+        # the cortex points split into two parallel columns (cortex and a ligament
+        # outside it) and neither gave the margin: the rim alone may lie on a spur
+        # (hard suite seed 1, osteophyte_012: 1.6 mm outward at confidence 0.89)
+        confidence *= 0.5
     coarse = max(row_spacing_mm, col_spacing_mm)
     if coarse > 0.7:
         # sub-pixel edges on a coarse axis (e.g. a 1.5 mm reformat) are not reliable

@@ -1173,6 +1173,69 @@ def _straight_step_cortex(
     return [(float(a), float(b)) for a, b in arr[keep]]
 
 
+def split_cortex_columns(
+    depth_u_mm: np.ndarray, *, min_gap_mm: float = 2.0, min_points: int = 5,
+    max_rms_mm: float = 0.4, min_overlap_mm: float = 1.5, max_tilt_deg: float = 20.0,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Cortex points that form two parallel columns a few mm apart (cortex and a ligament).
+
+    Parameters
+    ----------
+    depth_u_mm : ndarray, shape (N, 2)
+        Outer cortex points as (depth below the rim, u outward along the plateau), mm.
+    min_gap_mm : float, keyword-only
+        Smallest gap (mm) in ``u`` between the two columns.
+    min_points : int, keyword-only
+        Smallest number of points in each column.
+    max_rms_mm : float, keyword-only
+        Largest RMS residual (mm) of ``u`` about a straight line over depth, per column.
+    min_overlap_mm : float, keyword-only
+        Smallest overlap (mm) of the two columns' depth ranges: the columns run side by
+        side (a shallow spur over a deep cortex is not a split).
+    max_tilt_deg : float, keyword-only
+        Largest angle (deg) of each column from the plateau normal, and between them.
+
+    Returns
+    -------
+    (inner, outer) : pair of ndarray of bool, shape (N,), or None
+        Masks of the inner and the outer column; ``None`` when the points do not split
+        that way.
+
+    Notes
+    -----
+    On fat-suppressed images the dark cortex line and the dark MCL a few mm outside it
+    can be about equally dark; the darkest sample of each profile below the rim then
+    picks one or the other by noise, depth by depth, and no single line holds a
+    majority of the points. The largest gap of the sorted ``u`` separates the columns.
+    """
+    a = np.asarray(depth_u_mm, float).reshape(-1, 2)
+    if len(a) < 2 * min_points:
+        return None
+    us = np.sort(a[:, 1])
+    k = int(np.argmax(np.diff(us)))
+    if us[k + 1] - us[k] < min_gap_mm:
+        return None
+    cut = 0.5 * (us[k] + us[k + 1])
+    inner = a[:, 1] < cut
+    outer = ~inner
+    slopes = []
+    for m in (inner, outer):
+        if m.sum() < min_points or np.ptp(a[m, 0]) < 1e-6:
+            return None
+        coef = np.polyfit(a[m, 0], a[m, 1], 1)
+        rms = float(np.sqrt(np.mean((a[m, 1] - np.polyval(coef, a[m, 0])) ** 2)))
+        if rms > max_rms_mm or abs(np.degrees(np.arctan(coef[0]))) > max_tilt_deg:
+            return None
+        slopes.append(float(np.degrees(np.arctan(coef[0]))))
+    if abs(slopes[0] - slopes[1]) > max_tilt_deg:
+        return None
+    overlap = (min(a[inner, 0].max(), a[outer, 0].max())
+               - max(a[inner, 0].min(), a[outer, 0].min()))
+    if overlap < min_overlap_mm:
+        return None
+    return inner, outer
+
+
 def cartilage_margin(
     image: np.ndarray,
     geo: TibiaGeometry,
@@ -1396,8 +1459,34 @@ def cartilage_margin(
             # the end of the cartilage (a spur's surface taken for the cortex would
             # move the margin out beyond the cartilage)
             max_jump = 2.0
+    margin_notes: list[str] = []
     cortex, margin = _margin_from_cortex(
         cpts, rim_line, rim_pt, outward=dd, up=n2, max_jump_mm=max_jump,
-        rim_name="cartilage surface", notes=notes,
+        rim_name="cartilage surface", notes=margin_notes,
     )
+    if cortex is None and len(cpts) >= 6:
+        # the cortex line and a ligament just outside it about equally dark: the
+        # points split into two parallel columns and no line is fitted; the cortex is
+        # the inner column (the rim alone may lie on a spur)
+        arr_c = np.asarray(cpts, float)
+        split = split_cortex_columns(np.column_stack([(rim_pt - arr_c) @ n2,
+                                                      (arr_c - rim_pt) @ dd]))
+        if split is not None:
+            inner, outer = split
+            gap = float(np.median((arr_c[outer] - rim_pt) @ dd)
+                        - np.median((arr_c[inner] - rim_pt) @ dd))
+            inner_notes: list[str] = []
+            c_in, m_in = _margin_from_cortex(
+                list(arr_c[inner]), rim_line, rim_pt, outward=dd, up=n2,
+                max_jump_mm=max_jump, rim_name="cartilage surface", notes=inner_notes,
+            )
+            if c_in is not None:
+                cortex, margin = c_in, m_in
+                margin_notes = [f"cortex points split into two parallel columns {gap:.1f} mm "
+                                "apart (cortex and a ligament?); inner column taken as the "
+                                "cortex"]
+            else:
+                margin_notes.append(f"cortex points split into two parallel columns "
+                                    f"{gap:.1f} mm apart; tibial margin ambiguous")
+    notes.extend(margin_notes)
     return RefinedMargin(plateau, cortex, np.asarray(margin, float), notes, 0.0)
