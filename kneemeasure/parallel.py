@@ -10,7 +10,8 @@ everything in-process, with the same results. Batch and validation workers do
 not come here at all: they parallelise over series and keep ``workers = 1``.
 
 Caveat: the renderer pool starts its manager thread before the detection pool
-forks its workers, so those forks happen in a parent with a thread running.
+(and the short-lived decoding process of ``pipeline._start_loading``) fork their
+workers, so those forks happen in a parent with a thread running.
 The children only use their own pool's queues (created before the fork) and
 Python re-initialises the GIL and the import lock after a fork; Python >= 3.12
 warns about such forks all the same.
