@@ -37,7 +37,6 @@ from kneemeasure.parallel import map_ordered, series_executor
 
 log = logging.getLogger("kneemeasure")
 
-
 SIDES = ("medial", "lateral")
 
 
