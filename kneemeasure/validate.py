@@ -1213,19 +1213,7 @@ def validate_dir(
     for r in us_rows:
         f = Path(r["file"])
         tasks.append(("US", str(f if f.is_absolute() else truth_dir / f), "", options))
-    results: list[list[dict] | None] = [None] * len(tasks)
-    if workers == 1 or len(tasks) <= 1:
-        for i, t in enumerate(tasks):
-            results[i] = _run_task(t)
-            if progress:
-                progress(i + 1, len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_run_task, t): i for i, t in enumerate(tasks)}
-            for done, fut in enumerate(as_completed(futures), 1):
-                results[futures[fut]] = fut.result()
-                if progress:
-                    progress(done, len(tasks))
+    results = _run_tasks(_run_task, tasks, workers=workers, progress=progress)
     cases = []
     for r, res in zip([*rows, *us_rows], results, strict=True):
         for meas in res or []:
