@@ -5,11 +5,8 @@ Data flows one way: ``io`` (load) -> ``detect`` (landmarks) -> ``measure``
 together and ``cli`` is a thin Typer wrapper around ``pipeline``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("kneemeasure")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.1.0"
+# the one place the version is written: pyproject.toml reads it from here
+# (importlib.metadata would cost ~25 ms on every start of the command)
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -272,6 +272,8 @@ class Measurement:
     slice_profile: list[dict] = field(default_factory=list, repr=False)
     #: Not written to the CSV: the 2D image the landmarks refer to (dropped after the PNG).
     image: np.ndarray | None = field(default=None, repr=False)
+    #: Not written to the CSV: seconds per phase of the measurement (``run.json``).
+    timings: dict[str, float] = field(default_factory=dict, repr=False)
 
     def csv_row(self) -> dict[str, str]:
         """The row as strings in :data:`CSV_COLUMNS` order (floats rounded sensibly)."""

@@ -290,13 +290,16 @@ def measure_series(
     # the fibular-head search look at the whole series
     need_all = forced is None or _resolve_laterality(series, options)[0] is None
     decoded = list(range(series.n_slices)) if need_all else [forced]
+    clock = _PhaseClock()
     with _start_loading(series, decoded, executor) as loading:
         # imported while a worker decodes (the first time: scipy and scikit-image, ~0.4 s)
         from kneemeasure.detect import infer_fibula_side, select_reference_slice
         from kneemeasure.detect.coarse import analyse_knee
         from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign, slice_normal
 
+        clock.lap("imports")
         volume = loading()
+        clock.lap("decode")
     _constant_check(volume, series_label(series))
 
     # one coarse 1 mm pass, shared by the fibula search and the slice choice
@@ -329,6 +332,7 @@ def measure_series(
             )
         laterality = laterality_from_fibula(fib_sign, series.iop or (1, 0, 0, 0, 0, -1))
         lat_source = "anatomy"
+        clock.lap("laterality")
         log.info(
             "%s: laterality %s inferred from the fibular head (confidence %.2f)",
             series_label(series),
@@ -350,6 +354,7 @@ def measure_series(
             slice_spacing_mm=slice_spacing,
             coarse=coarse,
         )
+        clock.lap("slice_choice")
         index = choice.index
         body = list(choice.body_indices)
         slice_conf = float(choice.confidence)
@@ -398,6 +403,7 @@ def measure_series(
             lm.notes.append("laterality inferred from anatomy (fibular head)")
         _fill_from_landmarks(m, lm, series, options)
         m.image = image
+        clock.lap("detect")
         if options.profile and forced is None and len(body) > 1:
             _slice_profile(
                 m,
@@ -412,8 +418,23 @@ def measure_series(
                 executor=executor,
                 polarity=polarity,
             )
+            clock.lap("profile")
+        m.timings = dict(clock.laps)
         rows.append(m)
     return rows
+
+
+class _PhaseClock:
+    """Seconds spent per phase of one measurement (``laps``, summed per name)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._t, 3)
+        self._t = now
 
 
 def _detect_reference(
@@ -925,6 +946,7 @@ def _measure_paths(
                         {n for m in rows if m.landmarks is not None for n in m.landmarks.notes}
                     ),
                     "seconds": round(time.perf_counter() - t1, 3),
+                    "phase_seconds": rows[0].timings if rows else {},
                 }
             )
 

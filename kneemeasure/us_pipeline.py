@@ -7,6 +7,8 @@ into :class:`~kneemeasure.models.Measurement` rows like the MRI path does.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from kneemeasure import __version__
@@ -51,6 +53,7 @@ def measure_us_series(series: Series, options) -> list[Measurement]:
                     exc.source = str(ref.path)
                 rows.append(error_row(exc, options=options))
             continue
+        t0 = time.perf_counter()
         try:
             r = measure_us_file(
                 ref.path,
@@ -70,6 +73,7 @@ def measure_us_series(series: Series, options) -> list[Measurement]:
             err.sop_instance_uid, err.instance_number = m.sop_instance_uid, m.instance_number
             rows.append(err)
             continue
+        m.timings = {"decode_and_detect": round(time.perf_counter() - t0, 3)}
         lm = r.landmarks
         m.plateau_row_px, m.plateau_col_px = (float(v) for v in lm.reference_point_rc)
         m.meniscus_row_px, m.meniscus_col_px = (float(v) for v in lm.meniscus_rc)

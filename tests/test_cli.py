@@ -105,6 +105,15 @@ def test_outputs_carry_no_patient_data(sample_run):
     assert doc["version"] == __version__
     assert doc["outputs"]["measurements_csv"] == "measurements.csv"
     assert all(i["status"] in ("ok", "review", "ok,review", "skipped") for i in doc["inputs"])
+    # per-phase seconds of each measured series (where the time went)
+    measured = [i for i in doc["inputs"] if i["status"] != "skipped"]
+    assert len(measured) >= 6
+    for i in measured:
+        phases = i["phase_seconds"]
+        mr = {"decode", "detect"} <= set(phases)
+        assert mr if i["plane"] == "coronal" else set(phases) == {"decode_and_detect"}, i
+        assert all(v >= 0 for v in phases.values())
+        assert sum(phases.values()) <= i["seconds"] + 0.01
 
 
 def test_bad_input_keeps_good_results(tmp_path, samples_dir):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
-from skimage.measure import regionprops
 
 from kneemeasure.detect.coarse import (
     CoarseKnee,
@@ -17,6 +16,91 @@ from kneemeasure.detect.coarse import (
 )
 
 __all__ = ["infer_fibula_side"]
+
+
+class _Region:
+    """The few ``skimage.measure.regionprops`` properties the fibula vote uses.
+
+    Computed here because ``regionprops`` imports ``scipy.spatial`` (~0.15 s on every
+    start of the command) for its convex hull; the values are the same (see
+    tests/test_laterality_regions.py).
+    """
+
+    def __init__(self, lab: np.ndarray, label: int, bbox_slices: tuple[slice, slice]) -> None:
+        self.label = label
+        self._sl = bbox_slices
+        self.image = lab[bbox_slices] == label
+        self.area = int(self.image.sum())
+        r0, c0 = bbox_slices[0].start, bbox_slices[1].start
+        self.bbox = (r0, c0, bbox_slices[0].stop, bbox_slices[1].stop)
+        rr, cc = np.nonzero(self.image)
+        self.coords = np.column_stack([rr + r0, cc + c0])
+        self._local = (rr, cc)
+        self.centroid = (float(rr.mean() + r0), float(cc.mean() + c0))
+
+    @property
+    def eccentricity(self) -> float:
+        """Of the ellipse with the region's second central moments (0 = circle)."""
+        rr, cc = self._local
+        dr, dc = rr - rr.mean(), cc - cc.mean()
+        cov = np.array([[np.mean(dr * dr), np.mean(dr * dc)], [np.mean(dr * dc), np.mean(dc * dc)]])
+        l2, l1 = np.clip(np.linalg.eigvalsh(cov), 0.0, None)
+        return 0.0 if l1 == 0 else float(np.sqrt(1.0 - l2 / l1))
+
+    @property
+    def solidity(self) -> float:
+        """Area over the pixel count of the convex hull image (as scikit-image)."""
+        return self.area / float(_convex_hull_image(self.image).sum())
+
+
+def _hull_2d(points: np.ndarray) -> np.ndarray:
+    """Vertices of the convex hull of 2-D points (Andrew's monotone chain, no collinear)."""
+    pts = np.unique(points, axis=0)  # sorted by first, then second coordinate
+    if len(pts) < 3:
+        return pts
+
+    def half(seq: np.ndarray) -> list:
+        out: list = []
+        for p in seq:
+            while len(out) >= 2:
+                (ax, ay), (bx, by) = out[-2], out[-1]
+                if (bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax) > 0:
+                    break
+                out.pop()
+            out.append(p)
+        return out
+
+    lower, upper = half(pts), half(pts[::-1])
+    return np.array(lower[:-1] + upper[:-1])
+
+
+def _convex_hull_image(image: np.ndarray) -> np.ndarray:
+    """``skimage.morphology.convex_hull_image(image)`` without ``scipy.spatial``.
+
+    The hull of the pixels' edge midpoints (each pixel (r, c) adds (r +- 0.5, c) and
+    (r, c +- 0.5)); pixels whose centres lie inside it or on its border are set.
+    """
+    from skimage.measure import grid_points_in_poly
+
+    rr, cc = np.nonzero(image)
+    # only the first and last pixel of every row and column can be on the hull
+    ends = np.zeros(image.shape, bool)
+    rows = np.unique(rr)
+    ends[rows, [cc[rr == r].min() for r in rows]] = True
+    ends[rows, [cc[rr == r].max() for r in rows]] = True
+    cols = np.unique(cc)
+    ends[[rr[cc == c].min() for c in cols], cols] = True
+    ends[[rr[cc == c].max() for c in cols], cols] = True
+    pts = np.argwhere(ends).astype(float)
+    offsets = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, -0.5], [0.0, 0.5]])
+    hull = _hull_2d((pts[:, None, :] + offsets).reshape(-1, 2))
+    return grid_points_in_poly(image.shape, hull, binarize=False) >= 1
+
+
+def _regions(lab: np.ndarray) -> list[_Region]:
+    """One :class:`_Region` per label of ``lab`` (1..n), in label order."""
+    return [_Region(lab, k, sl) for k, sl in enumerate(ndi.find_objects(lab), start=1)
+            if sl is not None]  # fmt: skip
 
 
 _RING_RADII_MM = (5.5, 7.0, 8.5, 10.0, 11.5, 13.0)
@@ -165,7 +249,7 @@ def infer_fibula_side(
         t_lo, t_hi = tcols.min(), tcols.max()
         t_mid, t_w = 0.5 * (t_lo + t_hi), (t_hi - t_lo)
         dist_tib = None
-        for rp in regionprops(lab):
+        for rp in _regions(lab):
             area = rp.area * step**2
             if not 80.0 <= area <= 1500.0:
                 continue
