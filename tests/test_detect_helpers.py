@@ -79,3 +79,47 @@ def test_fill_rows_between_the_first_and_last_pixel():
     m = np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], bool)
     want = np.array([[0, 1, 1, 1, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], bool)
     assert np.array_equal(fill_rows(m), want)
+
+
+def test_holes_equal_scipy_fill_holes_labelling():
+    from scipy import ndimage as ndi
+
+    from kneemeasure.detect.joint import _holes
+
+    rng = np.random.default_rng(1)
+    for k in range(120):
+        shape = (int(rng.integers(1, 50)), int(rng.integers(1, 50)))
+        m = ndi.gaussian_filter(rng.standard_normal(shape), rng.uniform(0.5, 3)) > rng.uniform(
+            -0.3, 0.3
+        )
+        ref, n_ref = ndi.label(ndi.binary_fill_holes(m) & ~m)
+        got, n_got = _holes(m)
+        assert n_got == n_ref and np.array_equal(got, ref), k
+    ring = np.zeros((7, 7), bool)
+    ring[1:6, 1:6] = True
+    ring[3, 3] = False  # one hole; the outside is not a hole
+    got, n = _holes(ring)
+    assert n == 1 and got[3, 3] == 1 and got.sum() == 1
+
+
+def test_tibia_profiles_in_one_call_equal_one_call_each():
+    """trace_margin samples all its profiles at once; the values must not change."""
+    from scipy import ndimage as ndi
+
+    from kneemeasure.detect.tibia import mean_profiles, sample_mm
+
+    rng = np.random.default_rng(2)
+    image = ndi.gaussian_filter(rng.random((80, 90)).astype(np.float32), 2.0)
+    kw = dict(row_spacing_mm=0.4, col_spacing_mm=0.3)
+    t = np.arange(-5.0, 6.0 + 1e-9, 0.05)
+    along, across = np.array([-0.8, 0.6]), np.array([0.6, 0.8])
+    bases = np.array([[15.0, 12.0], [16.5, 13.2], [14.0, 11.0]])
+    one = []
+    for base in bases:
+        acc = 0.0
+        for o in (-0.4, 0.0, 0.4):
+            b = base + o * across
+            acc = acc + sample_mm(image, b[0] + t * along[0], b[1] + t * along[1], **kw)
+        one.append(ndi.gaussian_filter1d(acc / 3.0, 1.0))
+    many = mean_profiles(image, bases, along=along, across=across, t_mm=t, **kw)
+    np.testing.assert_array_equal(many, np.array(one))

@@ -271,6 +271,21 @@ def joint_side_cuts(norm: np.ndarray, body: np.ndarray, step_mm: float) -> np.nd
     return cut
 
 
+def _holes(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """``ndi.label(ndi.binary_fill_holes(mask) & ~mask)``, from one labelling.
+
+    The holes are the 4-connected background pieces that do not touch the image
+    border, numbered in the same (raster) order; about 3x faster than the fill.
+    """
+    bg, nb = ndi.label(~mask)
+    keep = np.ones(nb + 1, bool)
+    keep[0] = False
+    for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
+        keep[edge] = False
+    new_id = np.cumsum(keep) * keep
+    return new_id[bg], int(keep.sum())
+
+
 def _main_run(mask: np.ndarray) -> np.ndarray:
     """Per column, keep only the longest vertical run of ``mask``.
 
@@ -281,7 +296,7 @@ def _main_run(mask: np.ndarray) -> np.ndarray:
     marrow texture does not split a run. The largest 4-connected piece of what remains
     is returned.
     """
-    holes, nh = ndi.label(ndi.binary_fill_holes(mask) & ~mask)
+    holes, nh = _holes(mask)
     m = mask.copy()
     if nh:
         # small holes, and holes up to 25 mm^2 (at 0.5 mm) that are at most 4 mm wide

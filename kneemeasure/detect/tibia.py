@@ -344,6 +344,47 @@ def sample_mm(image: np.ndarray, r_mm: np.ndarray, c_mm: np.ndarray, *, row_spac
                                mode="nearest")
 
 
+def mean_profiles(image: np.ndarray, bases_mm: np.ndarray, *, along: np.ndarray,
+                  across: np.ndarray, t_mm: np.ndarray, row_spacing_mm: float,
+                  col_spacing_mm: float, offsets_mm: tuple[float, ...] = (-0.4, 0.0, 0.4),
+                  sigma: float = 1.0) -> np.ndarray:
+    """Smoothed intensity profiles from several base points, each averaged across.
+
+    Parameters
+    ----------
+    image : ndarray, shape (rows, cols)
+    bases_mm : ndarray, shape (K, 2)
+        Start points (row, col) in mm.
+    along, across : ndarray, shape (2,), keyword-only
+        Unit directions (row, col) of the profile and of the averaging offsets.
+    t_mm : ndarray, shape (N,), keyword-only
+        Positions along the profile (mm).
+    row_spacing_mm, col_spacing_mm : float, keyword-only
+    offsets_mm : tuple of float, keyword-only
+        Profiles averaged per base, offset across (mm).
+    sigma : float, keyword-only
+        Gaussian smoothing along the profile, in samples.
+
+    Returns
+    -------
+    ndarray, shape (K, N)
+        The same values as one :func:`sample_mm` call per profile, from one call.
+    """
+    bases = np.asarray(bases_mm, float).reshape(-1, 2)
+    offs = np.asarray(offsets_mm, float)
+    b = bases[:, None, :] + offs[None, :, None] * np.asarray(across, float)  # (K, M, 2)
+    r = b[:, :, 0, None] + t_mm * along[0]
+    c = b[:, :, 1, None] + t_mm * along[1]
+    samples = sample_mm(image, r, c, row_spacing_mm=row_spacing_mm,
+                        col_spacing_mm=col_spacing_mm)  # (K, M, N)
+    acc = samples[:, 0]
+    for k in range(1, len(offs)):
+        acc = acc + samples[:, k]
+    from scipy import ndimage as ndi
+
+    return ndi.gaussian_filter1d(acc / float(len(offs)), sigma, axis=-1)
+
+
 def cortex_outer_edge(
     profile: np.ndarray, x_mm: np.ndarray, *, search: tuple[float, float], out_mm: float = 2.5
 ) -> tuple[float, float] | None:
@@ -862,7 +903,6 @@ def trace_margin(
        outer cortex surfaces. Outward bumps (osteophytes) are outliers of that line.
     5. Margin: intersection of both lines.
     """
-    from scipy import ndimage as ndi
 
     kw = dict(row_spacing_mm=row_spacing_mm, col_spacing_mm=col_spacing_mm)
     step = bp.step_mm
@@ -900,20 +940,15 @@ def trace_margin(
                              "--points or --interactive")
     span = marrow - dark
 
-    def profiles(base: np.ndarray, along: np.ndarray, across: np.ndarray, t: np.ndarray):
-        acc = 0.0
-        for o in (-0.4, 0.0, 0.4):
-            b = base + o * across
-            acc = acc + sample_mm(image, b[0] + t * along[0], b[1] + t * along[1], **kw)
-        return ndi.gaussian_filter1d(acc / 3.0, 1.0)
+    def profiles(bases: np.ndarray, along: np.ndarray, across: np.ndarray, t: np.ndarray):
+        return mean_profiles(image, bases, along=along, across=across, t_mm=t, **kw)
 
     # --- plateau surface, walking up (along n) out of the marrow
     t = np.arange(-5.0, 6.0 + 1e-9, 0.05)
     u_list = np.arange(u_emin + 2.0, u_rim0 + 4.0, 0.5)
     surf = []
-    for u in u_list:
-        base = p0 + u * d
-        prof = profiles(base, n, d, t)
+    all_prof = profiles(p0 + u_list[:, None] * d, n, d, t)
+    for u, prof in zip(u_list, all_prof, strict=True):
         e = bone_surface_edge(prof, t, marrow=marrow, dark=dark, start_mm=-4.0)
         if e is not None:
             # the steep drop into the joint band, not a level crossing in greyish
@@ -1010,9 +1045,8 @@ def trace_margin(
     # --- outer cortex, walking out (along d) of the marrow below the plateau
     uc = np.arange(-8.0, 6.0 + 1e-9, 0.05)
     cpts, rises, edges_m = [], [], []
-    for depth in np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5):
-        base = rim_pt - depth * n
-        prof = profiles(base, d, n, uc)
+    depths = np.arange(cortex_depth_mm[0], cortex_depth_mm[1] + 0.01, 0.5)
+    for depth, prof in zip(depths, profiles(rim_pt - depths[:, None] * n, d, n, uc), strict=True):
         e = bone_surface_edge(prof, uc, marrow=marrow, dark=dark, start_mm=-6.0,
                               step_edge=True)
         if e is None:
