@@ -1,8 +1,9 @@
 """The measurement construction drawn on matplotlib axes (interactive window).
 
-The geometry comes from :func:`kneemeasure.report.construction.construction_segments`,
-the same function the Pillow PNG renderer uses, so the window and the PNG show
-the same lines. Inside this module only, plotting uses ``(x, y) = (col, row)``.
+The geometry comes from :func:`kneemeasure.report.construction.construction_segments`
+and the styles from :data:`~kneemeasure.report.construction.STYLES`, the same ones
+the Pillow PNG renderer uses, so the window and the PNG show the same lines.
+Inside this module only, plotting uses ``(x, y) = (col, row)``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,8 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 
 from kneemeasure.models import Measurement
-from kneemeasure.report.construction import construction_segments
+from kneemeasure.report.construction import STYLES, construction_segments
 from kneemeasure.report.png import _flag
-
-_LINE_STYLE = {
-    "reference line": ("-", 1.0),
-    "tibial margin line": ("-", 1.0),
-    "meniscus line": ("--", 1.0),
-}
 
 
 def _draw_construction(
@@ -37,31 +32,27 @@ def _draw_construction(
         Line width (points) of the lines and the arrow.
     """
     seg = construction_segments(m, row_spacing_mm=row_mm, col_spacing_mm=col_mm)
-    if not seg:
-        return
-    _, colour = _flag(m)
-    for name, (style, scale) in _LINE_STYLE.items():
-        if name in seg:
-            (r0, c0), (r1, c1) = seg[name]
-            ax.plot([c0, c1], [r0, r1], style, color="#33c3ff", lw=lw * scale, label=name)
-    if "plateau direction" in seg:
-        (r0, c0), (r1, c1) = seg["plateau direction"]
-        ax.plot(
-            [c0, c1], [r0, r1], ":", color="#ffe14d", lw=lw * 0.8, label="plateau direction"
-        )
-    (r0, c0), (r1, c1) = seg["arrow"]
-    ax.annotate(
-        "",
-        xy=(c1, r1),
-        xytext=(c0, r0),
-        arrowprops=dict(arrowstyle="<->", color=colour, lw=lw),
-    )
-    p, q = seg["tibial margin"], seg["meniscal edge"]
-    ax.plot(p[1], p[0], "o", ms=5, mfc="none", mec="#ffe14d", mew=1.5, label="tibial margin")
-    ax.plot(q[1], q[0], "x", ms=7, color="#ff4df5", mew=1.8, label="meniscal edge")
-    if "meniscal apex" in seg:
-        r = seg["meniscal apex"]
-        ax.plot(r[1], r[0], "+", ms=7, color="#ff4df5", mew=1.2, label="meniscal apex")
+    _, flag_colour = _flag(m)
+    for name, pts in seg.items():
+        st = STYLES[name]
+        colour = st["colour"] or flag_colour
+        if st["kind"] == "line":
+            (r0, c0), (r1, c1) = pts
+            ax.plot([c0, c1], [r0, r1], st["ls"], color=colour, lw=lw * st["lw"], label=name)
+        elif st["kind"] == "arrow":
+            (r0, c0), (r1, c1) = pts
+            ax.annotate(
+                "",
+                xy=(c1, r1),
+                xytext=(c0, r0),
+                arrowprops=dict(arrowstyle="<->", color=colour, lw=lw * st["lw"]),
+            )
+        elif st["marker"] == "o":
+            ax.plot(pts[1], pts[0], "o", ms=st["ms"], mfc="none", mec=colour, mew=st["mew"],
+                    label=name)  # fmt: skip
+        else:
+            ax.plot(pts[1], pts[0], st["marker"], ms=st["ms"], color=colour, mew=st["mew"],
+                    label=name)  # fmt: skip
 
 
 def _side_labels(ax: Axes, m: Measurement, cols: int = 0) -> None:

@@ -26,6 +26,21 @@ PLATEAU_DIR_OUTWARD_MM = 6.0
 #: Half-size (mm) of the zoomed view around the compartment (MR, US).
 ZOOM_HALF_MM = {"MR": 20.0, "US": 10.0}
 
+#: How each element of :func:`construction_segments` is drawn, shared by the
+#: renderers. ``lw`` is relative to the caller's line width; marker sizes ``ms``
+#: and edge widths ``mew`` are in points (matplotlib's units); an arrow's colour
+#: (``None``) is the flag colour of the row.
+STYLES: dict[str, dict] = {
+    "reference line": {"kind": "line", "ls": "-", "colour": "#33c3ff", "lw": 1.0},
+    "tibial margin line": {"kind": "line", "ls": "-", "colour": "#33c3ff", "lw": 1.0},
+    "meniscus line": {"kind": "line", "ls": "--", "colour": "#33c3ff", "lw": 1.0},
+    "plateau direction": {"kind": "line", "ls": ":", "colour": "#ffe14d", "lw": 0.8},
+    "arrow": {"kind": "arrow", "colour": None, "lw": 1.0},
+    "tibial margin": {"kind": "marker", "marker": "o", "colour": "#ffe14d", "ms": 5, "mew": 1.5},
+    "meniscal edge": {"kind": "marker", "marker": "x", "colour": "#ff4df5", "ms": 7, "mew": 1.8},
+    "meniscal apex": {"kind": "marker", "marker": "+", "colour": "#ff4df5", "ms": 7, "mew": 1.2},
+}
+
 
 def construction_segments(
     m: Measurement,
