@@ -237,6 +237,11 @@ def _render_view(gray: Image.Image, view: _View, scale: int) -> Image.Image:
 # ---------------------------------------------------------------- primitives (draw units)
 
 
+def _r(p: tuple[float, float]) -> tuple[int, int]:
+    """Nearest pixel: Pillow truncates float coordinates of lines and boxes."""
+    return math.floor(p[0] + 0.5), math.floor(p[1] + 0.5)
+
+
 def _dashed(
     draw: ImageDraw.ImageDraw,
     a: tuple[float, float],
@@ -249,7 +254,7 @@ def _dashed(
     """A straight line, solid ``-``, dashed ``--`` or dotted ``:`` (matplotlib's patterns)."""
     wpx = max(1, round(width))
     if ls == "-":
-        draw.line([a, b], fill=fill, width=wpx)
+        draw.line([_r(a), _r(b)], fill=fill, width=wpx)
         return
     on, off = (3.7, 1.6) if ls == "--" else (1.0, 1.65)
     on, off = on * width, off * width
@@ -261,7 +266,7 @@ def _dashed(
     while t < length:
         t1 = min(length, t + on)
         draw.line(
-            [(a[0] + dx * t, a[1] + dy * t), (a[0] + dx * t1, a[1] + dy * t1)],
+            [_r((a[0] + dx * t, a[1] + dy * t)), _r((a[0] + dx * t1, a[1] + dy * t1))],
             fill=fill,
             width=wpx,
         )
@@ -287,7 +292,7 @@ def _arrow(
         return
     dx, dy = (b[0] - a[0]) / length, (b[1] - a[1]) / length
     wpx = max(1, round(width))
-    draw.line([a, b], fill=fill, width=wpx)
+    draw.line([_r(a), _r(b)], fill=fill, width=wpx)
     head_len = min(4 * _PT * scale, length / 3)
     head_half = head_len / 2
     for tip, sgn in ((a, -1.0), (b, 1.0)):
@@ -295,7 +300,7 @@ def _arrow(
         base = (tip[0] - ux * head_len, tip[1] - uy * head_len)
         left = (base[0] - uy * head_half, base[1] + ux * head_half)
         right = (base[0] + uy * head_half, base[1] - ux * head_half)
-        draw.line([left, tip, right], fill=fill, width=wpx, joint="curve")
+        draw.line([_r(left), _r(tip), _r(right)], fill=fill, width=wpx, joint="curve")
 
 
 def _marker(
@@ -310,7 +315,7 @@ def _marker(
     filled: bool = False,
 ) -> None:
     """A matplotlib-style marker (``o x + ^ s``), size ``ms`` and edge ``mew`` in points."""
-    x, y = xy
+    x, y = _r(xy)
     half = ms * _PT * scale / 2
     edge = mew * _PT * scale
     wpx = max(1, round(edge))
@@ -321,9 +326,9 @@ def _marker(
         else:
             segs = [((x - half, y), (x + half, y)), ((x, y - half), (x, y + half))]
         for p, q in segs:
-            draw.line([p, q], fill=colour, width=wpx)
+            draw.line([_r(p), _r(q)], fill=colour, width=wpx)
         return
-    outer = half + edge / 2
+    outer = round(half + edge / 2)
     if marker == "o":
         box = [x - outer, y - outer, x + outer, y + outer]
         draw.ellipse(box, fill=colour if filled else None, outline=colour, width=wpx)
@@ -622,16 +627,17 @@ def _profile_panel(canvas: Image.Image, m: Measurement, box: tuple[int, int, int
     yticks = _nice_ticks(*ax.ylim, n=max(3, min(9, ax.h // 50)))
     for t in xticks:
         x, _ = ax.local(t, 0.0, s)
-        draw.line([(x, 0), (x, ax.h * s)], fill=(176, 176, 176, 77), width=s)
+        draw.line([_r((x, 0)), _r((x, ax.h * s))], fill=(176, 176, 176, 77), width=s)
     for t in yticks:
         _, y = ax.local(0.0, t, s)
-        draw.line([(0, y), (ax.w * s, y)], fill=(176, 176, 176, 77), width=s)
+        draw.line([_r((0, y)), _r((ax.w * s, y))], fill=(176, 176, 176, 77), width=s)
     red = FLAG_COLOURS["extruded"]
     _, ythr = ax.local(0.0, m.threshold_mm, s)
     _dashed(draw, (0, ythr), (ax.w * s, ythr), fill=red, width=1.0 * _PT * s, ls="--")
     ok = [ax.local(x, y, s) for x, y in data["ok"]]
     if len(ok) > 1:
-        draw.line(ok, fill=_PROFILE_BLUE, width=round(1.5 * _PT * s), joint="curve")
+        width = round(1.5 * _PT * s)
+        draw.line([_r(p) for p in ok], fill=_PROFILE_BLUE, width=width, joint="curve")
     for p in ok:
         _marker(draw, p, "o", colour=_PROFILE_BLUE, ms=4, mew=1.0, scale=s, filled=True)
     for x, y in data["review"]:
