@@ -68,8 +68,8 @@ def _image_box(a: np.ndarray, x0: int, x1: int) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the drawn image in canvas columns [x0, x1), by pixels."""
     sub = a[:, x0:x1]
     nonwhite = (sub < 250).any(axis=-1)
-    cols = np.nonzero(nonwhite[60:].mean(axis=0) > 0.5)[0]
-    rows = np.nonzero(nonwhite.mean(axis=1) > 0.5)[0]
+    cols = np.nonzero(nonwhite[60:].mean(axis=0) > 0.3)[0]
+    rows = np.nonzero(nonwhite[:, cols.min() : cols.max() + 1].mean(axis=1) > 0.5)[0]
     return x0 + cols.min(), rows.min(), x0 + cols.max() + 1, rows.max() + 1
 
 
