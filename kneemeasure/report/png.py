@@ -216,21 +216,18 @@ def _render_view(gray: Image.Image, view: _View, scale: int) -> Image.Image:
 
     Pixels outside the image are black.
     """
-    a = 1.0 / (view.sx * scale)  # source pixels per output pixel
-    e = 1.0 / (view.sy * scale)
-    c = view.col0 + 0.5  # Pillow's continuous coordinates: pixel i covers [i, i + 1)
-    f = view.row0 + 0.5
-    kx, ky = max(1, int(a)), max(1, int(e))
-    if kx > 1 or ky > 1:  # much larger than the view: box-reduce first (no aliasing)
-        gray = gray.reduce((kx, ky))
-        a, c, e, f = a / kx, c / kx, e / ky, f / ky
-    out = gray.transform(
-        (view.w * scale, view.h * scale),
-        Image.Transform.AFFINE,
-        (a, 0.0, c, 0.0, e, f),
-        resample=Image.Resampling.BILINEAR,
-        fillcolor=0,
-    )
+    # Pillow's continuous coordinates: pixel i covers [i, i + 1), so image
+    # coordinate c (pixel centres at integers) is c + 0.5
+    left, top = view.col0 + 0.5, view.row0 + 0.5
+    right, bottom = left + view.w / view.sx, top + view.h / view.sy
+    size = (view.w * scale, view.h * scale)
+    if left >= 0 and top >= 0 and right <= gray.width and bottom <= gray.height:
+        out = gray.resize(size, Image.Resampling.BILINEAR, box=(left, top, right, bottom))
+    else:  # part of the view lies outside the image: crop pads with black
+        x0, y0 = math.floor(left) - 1, math.floor(top) - 1
+        region = gray.crop((x0, y0, math.ceil(right) + 1, math.ceil(bottom) + 1))
+        box = (left - x0, top - y0, right - x0, bottom - y0)
+        out = region.resize(size, Image.Resampling.BILINEAR, box=box)
     return out.convert("RGB")
 
 
