@@ -356,7 +356,8 @@ def _legend_layout(
 ) -> tuple[tuple[int, int, int, int], list[tuple[int, int]]]:
     """Box ``(x0, y0, x1, y1)`` and handle centres of a legend in ``corner`` of ``area``.
 
-    ``area`` is ``(x0, y0, w, h)``; ``corner`` is e.g. ``"lower left"``. All in 1x
+    ``area`` is ``(x0, y0, w, h)``; ``corner`` is e.g. ``"lower left"``,
+    ``"center right"`` or ``"center"``. All in 1x
     pixels of the same frame as ``area``.
     """
     fs = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
@@ -366,8 +367,18 @@ def _legend_layout(
     bh = 2 * pad + len(entries) * row_h - (row_h - round(1.1 * fs))
     ax0, ay0, aw, ah = area
     margin = round(0.5 * fs)
-    x0 = ax0 + margin if "left" in corner else ax0 + aw - margin - bw
-    y0 = ay0 + margin if "upper" in corner else ay0 + ah - margin - bh
+    if "left" in corner:
+        x0 = ax0 + margin
+    elif "right" in corner:
+        x0 = ax0 + aw - margin - bw
+    else:
+        x0 = ax0 + (aw - bw) // 2
+    if "upper" in corner:
+        y0 = ay0 + margin
+    elif "lower" in corner:
+        y0 = ay0 + ah - margin - bh
+    else:
+        y0 = ay0 + (ah - bh) // 2
     centres = [
         (x0 + pad + handle // 2, y0 + pad + i * row_h + round(0.55 * fs))
         for i in range(len(entries))
@@ -659,13 +670,16 @@ def _profile_panel(canvas: Image.Image, m: Measurement, box: tuple[int, int, int
         entries.append(_LegendEntry("reference slice", "#000000", marker="s", ms=7))
     font = _font(_px(7))
     fs = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
-    # the corner whose legend box covers the fewest data points and line samples
+    # where the legend box covers the fewest data points and line samples (the
+    # candidates and their order are those of matplotlib's loc="best")
     samples = [ax.local(x, y) for key in data for x, y in data[key]]
     for (xa, ya), (xb, yb) in zip(ok, ok[1:], strict=False):
         samples += [((xa + (xb - xa) * t / 8) / s, (ya + (yb - ya) * t / 8) / s)
                     for t in range(1, 8)]  # fmt: skip
+    samples += [(ax.w * t / 40, ythr / s) for t in range(41)]
     best = None
-    for corner in ("upper right", "upper left", "lower left", "lower right"):
+    for corner in ("upper right", "upper left", "lower left", "lower right", "center right",
+                   "center left", "lower center", "upper center", "center"):  # fmt: skip
         lbox, centres = _legend_layout(entries, font=font, corner=corner, area=(0, 0, ax.w, ax.h))
         hits = sum(lbox[0] - 6 <= x <= lbox[2] + 6 and lbox[1] - 6 <= y <= lbox[3] + 6
                    for x, y in samples)  # fmt: skip
