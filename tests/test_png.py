@@ -209,3 +209,14 @@ def test_import_does_not_load_matplotlib():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
+
+
+def test_without_matplotlib_fonts_falls_back_to_pillow_font(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "_font_dir", lambda: None)
+    P._font.cache_clear()
+    try:
+        path = P.render_measurement_png(_image(), _measurement(), tmp_path / "f.png")
+        assert Image.open(path).size == (1144, 638)
+        assert P.render_error_png(_image(), "m", tmp_path / "e.png") is not None
+    finally:
+        P._font.cache_clear()
