@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from kneemeasure.errors import KneeMeasureError
+from kneemeasure.interactive.draw import _draw_construction, _side_labels
 from kneemeasure.interactive.points import (
     COORD_DECIMALS,
     ManualPoints,
@@ -27,7 +28,7 @@ from kneemeasure.interactive.points import (
 )
 from kneemeasure.measure import measure_construction, to_px, unit
 from kneemeasure.models import Landmarks, Measurement
-from kneemeasure.report.png import _draw_construction, _flag, _side_labels, window
+from kneemeasure.report.png import _flag, window
 
 #: The keys, as shown on screen (and in docs/interactive.md).
 KEY_LEGEND: tuple[tuple[str, str], ...] = (

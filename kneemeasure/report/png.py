@@ -1,32 +1,51 @@
-"""Annotated PNGs that show exactly what was measured (matplotlib, Agg canvas).
+"""Annotated PNGs that show exactly what was measured (numpy + Pillow).
 
-Inside this module only, plotting uses ``(x, y) = (col, row)``. Pixels are drawn
-with ``aspect = row_spacing / col_spacing`` so anisotropic images look
-anatomically right and perpendicular lines look perpendicular.
+Inside this module only, drawing uses ``(x, y) = (col, row)``. The construction
+is computed in image pixels ``(row, col)`` by
+:func:`kneemeasure.report.construction.construction_segments` (the same
+function the interactive window draws from) and mapped to the canvas by each
+panel's transform (scale, offset, aspect). Pixels are shown with
+``aspect = row_spacing / col_spacing`` so anisotropic images look anatomically
+right and perpendicular lines look perpendicular.
 
-Figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas, not
-through pyplot: no global figure state, no GUI backend, whatever backend the
-caller uses. Panels sit at fixed positions (no tight layout pass, which would
-cost a second rendering of the figure).
+Lines and markers are drawn on a 2x supersampled copy of each panel and reduced
+(anti-aliasing); text is drawn afterwards at full resolution with the DejaVu
+fonts that ship with matplotlib, found without importing matplotlib (this module
+must stay cheap to import: it runs in the renderer process of ``measure``).
+Sizes are given in points at 110 dpi, the scale of the former matplotlib figure.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import math
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from PIL import Image, ImageDraw, ImageFont
 
-from kneemeasure.measure import foot_on_line_px, perpendicular_line_px, unit
 from kneemeasure.models import Measurement
+from kneemeasure.report.construction import STYLES, construction_segments, zoom_box_px
 
 #: zlib level 1: writing the PNG takes a third of the time of the default level 6
 #: for a file about 25 % larger (still lossless).
 PNG_WRITE = {"compress_level": 1}
 
 FLAG_COLOURS = {"extruded": "#e8202a", "normal": "#2fbf4a", "review": "#ff9f1a"}
+
+#: Canvas pixels per point (the measurement PNG is laid out as a 110 dpi figure).
+_PT = 110 / 72
+#: Supersampling factor of the graphics layer (lines, markers, legend boxes).
+_SS = 2
+_CONSTRUCTION_BLUE = "#33c3ff"
+_PROFILE_BLUE = "#3366cc"
+_FONT_FILES = {False: "DejaVuSans.ttf", True: "DejaVuSans-Bold.ttf"}
+
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
 def window(
@@ -56,84 +75,693 @@ def _flag(m: Measurement) -> tuple[str, str]:
     return f"not extruded (< {m.threshold_mm:g} mm)", FLAG_COLOURS["normal"]
 
 
-def _draw_construction(ax, m: Measurement, *, row_mm: float, col_mm: float, lw: float) -> None:
-    lm = m.landmarks
-    if lm is None:
+# ---------------------------------------------------------------- fonts and text
+
+
+@functools.lru_cache(maxsize=1)
+def _font_dir() -> Path | None:
+    """matplotlib's bundled TTF folder, located without importing matplotlib."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf"
+    return folder if folder.is_dir() else None
+
+
+@functools.lru_cache(maxsize=64)
+def _font(size: int, bold: bool = False) -> Font:
+    """DejaVu Sans (Bold) at ``size`` pixels; Pillow's default font when not found."""
+    folder = _font_dir()
+    if folder is not None and (folder / _FONT_FILES[bold]).is_file():
+        try:
+            return ImageFont.truetype(str(folder / _FONT_FILES[bold]), size)
+        except OSError:
+            pass  # unreadable font file or no FreeType: Pillow's own font below
+    return ImageFont.load_default(size=size)
+
+
+def _px(points: float) -> int:
+    """Font size in canvas pixels for a size in points."""
+    return max(6, round(points * _PT))
+
+
+def _text_size(text: str, font: Font) -> tuple[int, int]:
+    left, top, right, bottom = font.getbbox(text)
+    return int(right - left), int(bottom - top)
+
+
+def _text(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    *,
+    font: Font,
+    fill: str | tuple = "black",
+    anchor: str = "la",
+) -> None:
+    """One line of text; ``anchor`` as Pillow's (``l/m/r`` + ``a/m/s/d``)."""
+    if isinstance(font, ImageFont.FreeTypeFont):
+        draw.text(xy, text, font=font, fill=fill, anchor=anchor)
         return
-    _, colour = _flag(m)
-    p = np.asarray(lm.plateau_rc, float)
-    q = np.asarray(lm.meniscus_rc, float)
-    u = unit(lm.plateau_dir_rc)
-    if m.modality == "US":
-        # reference line along the tibial cortex, extended across the gap;
-        # perpendicular from the meniscus point to it.
-        span = 25.0
-        a = p - np.array([u[0] * span / row_mm, u[1] * span / col_mm])
-        b = p + np.array([u[0] * span / row_mm, u[1] * span / col_mm])
-        ax.plot([a[1], b[1]], [a[0], b[0]], "-", color="#33c3ff", lw=lw, label="reference line")
-        f = foot_on_line_px(q, p, line_dir_rc=u, row_spacing_mm=row_mm, col_spacing_mm=col_mm)
-        ax.annotate(
-            "",
-            xy=(q[1], q[0]),
-            xytext=(f[1], f[0]),
-            arrowprops=dict(arrowstyle="<->", color=colour, lw=lw),
+    # bitmap fallback font: no anchors, align by its box
+    w, h = _text_size(text, font)
+    x = xy[0] - {"l": 0, "m": w / 2, "r": w}[anchor[0]]
+    y = xy[1] - {"a": 0, "t": 0, "m": h / 2, "s": h, "d": h}[anchor[1]]
+    draw.text((x, y), text, font=font, fill=fill)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    c = colour.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def _rgba(colour: str, alpha: float) -> tuple[int, int, int, int]:
+    return (*_rgb(colour), round(255 * alpha))
+
+
+# ---------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class _View:
+    """Where an image region is drawn: canvas rectangle and image-to-canvas transform.
+
+    ``row0, col0`` are the image coordinates (pixel centres at integers) of the
+    rectangle's top-left corner, ``sy, sx`` canvas pixels per image pixel.
+    """
+
+    x0: int
+    y0: int
+    w: int
+    h: int
+    row0: float
+    col0: float
+    sy: float
+    sx: float
+
+    def local(self, rc: Sequence[float], scale: float = 1.0) -> tuple[float, float]:
+        """Draw coordinates ``(x, y)`` of an image point in the panel image at ``scale``."""
+        return (
+            (rc[1] - self.col0) * self.sx * scale - 0.5,
+            (rc[0] - self.row0) * self.sy * scale - 0.5,
         )
+
+    def canvas(self, rc: Sequence[float]) -> tuple[float, float]:
+        """Canvas ``(x, y)`` (pixel centres at integers) of an image point."""
+        x, y = self.local(rc)
+        return self.x0 + x, self.y0 + y
+
+
+def _fit_view(
+    box: tuple[int, int, int, int],
+    rows: tuple[float, float],
+    cols: tuple[float, float],
+    *,
+    row_mm: float,
+    col_mm: float,
+) -> _View:
+    """Fit the image region ``rows`` x ``cols`` (edges) into ``box``, physical aspect, centred."""
+    bx, by, bw, bh = box
+    height_mm = (rows[1] - rows[0]) * row_mm
+    width_mm = (cols[1] - cols[0]) * col_mm
+    s = min(bw / width_mm, bh / height_mm)
+    w = max(1, min(bw, round(width_mm * s)))
+    h = max(1, min(bh, round(height_mm * s)))
+    return _View(
+        x0=bx + (bw - w) // 2,
+        y0=by + (bh - h) // 2,
+        w=w,
+        h=h,
+        row0=rows[0],
+        col0=cols[0],
+        sy=h / (rows[1] - rows[0]),
+        sx=w / (cols[1] - cols[0]),
+    )
+
+
+def _gray8(image: np.ndarray) -> Image.Image:
+    """The image windowed to 8-bit grayscale (``window``), NaN shown black."""
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim == 3:
+        img = img.mean(axis=2)
+    lo, hi = window(img)
+    scaled = (img - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    np.clip(scaled, 0.0, 255.0, out=scaled)
+    return Image.fromarray(scaled.astype(np.uint8), mode="L")
+
+
+def _render_view(gray: Image.Image, view: _View, scale: int) -> Image.Image:
+    """Bilinear resampling of the view's image region to ``scale`` x its canvas size (RGB).
+
+    Pixels outside the image are black.
+    """
+    # Pillow's continuous coordinates: pixel i covers [i, i + 1), so image
+    # coordinate c (pixel centres at integers) is c + 0.5
+    left, top = view.col0 + 0.5, view.row0 + 0.5
+    right, bottom = left + view.w / view.sx, top + view.h / view.sy
+    size = (view.w * scale, view.h * scale)
+    if left >= 0 and top >= 0 and right <= gray.width and bottom <= gray.height:
+        out = gray.resize(size, Image.Resampling.BILINEAR, box=(left, top, right, bottom))
+    else:  # part of the view lies outside the image: crop pads with black
+        x0, y0 = math.floor(left) - 1, math.floor(top) - 1
+        region = gray.crop((x0, y0, math.ceil(right) + 1, math.ceil(bottom) + 1))
+        box = (left - x0, top - y0, right - x0, bottom - y0)
+        out = region.resize(size, Image.Resampling.BILINEAR, box=box)
+    return out.convert("RGB")
+
+
+# ---------------------------------------------------------------- primitives (draw units)
+
+
+def _r(p: tuple[float, float]) -> tuple[int, int]:
+    """Nearest pixel: Pillow truncates float coordinates of lines and boxes."""
+    return math.floor(p[0] + 0.5), math.floor(p[1] + 0.5)
+
+
+def _dashed(
+    draw: ImageDraw.ImageDraw,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    *,
+    fill: str | tuple,
+    width: float,
+    ls: str,
+) -> None:
+    """A straight line, solid ``-``, dashed ``--`` or dotted ``:`` (matplotlib's patterns)."""
+    wpx = max(1, round(width))
+    if ls == "-":
+        draw.line([_r(a), _r(b)], fill=fill, width=wpx)
+        return
+    on, off = (3.7, 1.6) if ls == "--" else (1.0, 1.65)
+    on, off = on * width, off * width
+    length = math.hypot(b[0] - a[0], b[1] - a[1])
+    if length == 0:
+        return
+    dx, dy = (b[0] - a[0]) / length, (b[1] - a[1]) / length
+    t = 0.0
+    while t < length:
+        t1 = min(length, t + on)
+        draw.line(
+            [_r((a[0] + dx * t, a[1] + dy * t)), _r((a[0] + dx * t1, a[1] + dy * t1))],
+            fill=fill,
+            width=wpx,
+        )
+        t = t1 + off
+
+
+def _arrow(
+    draw: ImageDraw.ImageDraw,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    *,
+    fill: str,
+    width: float,
+    scale: float,
+) -> None:
+    """Double-headed arrow ``<->`` from ``a`` to ``b``.
+
+    Open heads 4 pt long and 2 pt wide each side (matplotlib's), shortened to a
+    third of the arrow on short arrows so both heads stay readable.
+    """
+    length = math.hypot(b[0] - a[0], b[1] - a[1])
+    if length < 1:
+        return
+    dx, dy = (b[0] - a[0]) / length, (b[1] - a[1]) / length
+    wpx = max(1, round(width))
+    draw.line([_r(a), _r(b)], fill=fill, width=wpx)
+    head_len = min(4 * _PT * scale, length / 3)
+    head_half = head_len / 2
+    for tip, sgn in ((a, -1.0), (b, 1.0)):
+        ux, uy = dx * sgn, dy * sgn  # pointing out of the shaft at this tip
+        base = (tip[0] - ux * head_len, tip[1] - uy * head_len)
+        left = (base[0] - uy * head_half, base[1] + ux * head_half)
+        right = (base[0] + uy * head_half, base[1] - ux * head_half)
+        draw.line([_r(left), _r(tip), _r(right)], fill=fill, width=wpx, joint="curve")
+
+
+def _marker(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    marker: str,
+    *,
+    colour: str,
+    ms: float,
+    mew: float,
+    scale: float,
+    filled: bool = False,
+) -> None:
+    """A matplotlib-style marker (``o x + ^ s``), size ``ms`` and edge ``mew`` in points."""
+    x, y = _r(xy)
+    half = ms * _PT * scale / 2
+    edge = mew * _PT * scale
+    wpx = max(1, round(edge))
+    if marker in ("x", "+"):
+        if marker == "x":
+            segs = [((x - half, y - half), (x + half, y + half)),
+                    ((x - half, y + half), (x + half, y - half))]  # fmt: skip
+        else:
+            segs = [((x - half, y), (x + half, y)), ((x, y - half), (x, y + half))]
+        for p, q in segs:
+            draw.line([_r(p), _r(q)], fill=colour, width=wpx)
+        return
+    outer = round(half + edge / 2)
+    if marker == "o":
+        box = [x - outer, y - outer, x + outer, y + outer]
+        draw.ellipse(box, fill=colour if filled else None, outline=colour, width=wpx)
+    elif marker == "s":
+        box = [x - outer, y - outer, x + outer, y + outer]
+        draw.rectangle(box, fill=colour if filled else None, outline=colour, width=wpx)
+    elif marker == "^":
+        pts = [(x, y - outer), (x - outer, y + outer), (x + outer, y + outer)]
+        draw.polygon(pts, fill=colour if filled else None, outline=colour, width=wpx)
     else:
-        half = 12.0
-        for point, style, name in ((p, "-", "tibial margin line"), (q, "--", "meniscus line")):
-            a, b = perpendicular_line_px(
-                point,
-                plateau_dir_rc=u,
-                half_length_mm=half,
-                row_spacing_mm=row_mm,
-                col_spacing_mm=col_mm,
-            )
-            ax.plot([a[1], b[1]], [a[0], b[0]], style, color="#33c3ff", lw=lw, label=name)
-        # plateau direction through the margin
-        t = np.array([u[0] * 15 / row_mm, u[1] * 15 / col_mm])
-        ax.plot(
-            [p[1] - t[1], p[1] + 0.4 * t[1]],
-            [p[0] - t[0], p[0] + 0.4 * t[0]],
-            ":",
-            color="#ffe14d",
-            lw=lw * 0.8,
-            label="plateau direction",
-        )
-        # arrow between the two lines, parallel to the plateau, a little above the margin
-        up = np.array([-u[1], u[0]])
-        if up[0] > 0:  # point toward the femur (smaller row)
-            up = -up
-        off = np.array([up[0] * 6 / row_mm, up[1] * 6 / col_mm])
-        a0 = p + off
-        foot = foot_on_line_px(q, p, line_dir_rc=u, row_spacing_mm=row_mm, col_spacing_mm=col_mm)
-        a1 = foot + off
-        ax.annotate(
-            "",
-            xy=(a1[1], a1[0]),
-            xytext=(a0[1], a0[0]),
-            arrowprops=dict(arrowstyle="<->", color=colour, lw=lw),
-        )
-    ax.plot(p[1], p[0], "o", ms=5, mfc="none", mec="#ffe14d", mew=1.5, label="tibial margin")
-    ax.plot(q[1], q[0], "x", ms=7, color="#ff4df5", mew=1.8, label="meniscal edge")
-    if lm.meniscus_inner_rc is not None:
-        r = lm.meniscus_inner_rc
-        ax.plot(r[1], r[0], "+", ms=7, color="#ff4df5", mew=1.2, label="meniscal apex")
+        raise ValueError(f"unknown marker {marker!r}: use one of o x + ^ s")
 
 
-def _side_labels(ax, m: Measurement, cols: int) -> None:
+@dataclass
+class _LegendEntry:
+    label: str
+    colour: str
+    ls: str | None = None  # line style of the handle, or None
+    lw: float = 1.0  # points
+    marker: str | None = None
+    ms: float = 5.0
+    mew: float = 1.0
+    filled: bool = False
+
+
+def _legend_layout(
+    entries: list[_LegendEntry], *, font: Font, corner: str, area: tuple[int, int, int, int]
+) -> tuple[tuple[int, int, int, int], list[tuple[int, int]]]:
+    """Box ``(x0, y0, x1, y1)`` and handle centres of a legend in ``corner`` of ``area``.
+
+    ``area`` is ``(x0, y0, w, h)``; ``corner`` is e.g. ``"lower left"``,
+    ``"center right"`` or ``"center"``. All in 1x
+    pixels of the same frame as ``area``.
+    """
+    fs = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
+    pad, gap, handle, row_h = round(0.5 * fs), round(0.8 * fs), 2 * fs, round(1.5 * fs)
+    text_w = max(_text_size(e.label, font)[0] for e in entries)
+    bw = 2 * pad + handle + gap + text_w
+    bh = 2 * pad + len(entries) * row_h - (row_h - round(1.1 * fs))
+    ax0, ay0, aw, ah = area
+    margin = round(0.5 * fs)
+    if "left" in corner:
+        x0 = ax0 + margin
+    elif "right" in corner:
+        x0 = ax0 + aw - margin - bw
+    else:
+        x0 = ax0 + (aw - bw) // 2
+    if "upper" in corner:
+        y0 = ay0 + margin
+    elif "lower" in corner:
+        y0 = ay0 + ah - margin - bh
+    else:
+        y0 = ay0 + (ah - bh) // 2
+    centres = [
+        (x0 + pad + handle // 2, y0 + pad + i * row_h + round(0.55 * fs))
+        for i in range(len(entries))
+    ]
+    return (x0, y0, x0 + bw, y0 + bh), centres
+
+
+def _draw_legend_graphics(
+    draw: ImageDraw.ImageDraw,
+    entries: list[_LegendEntry],
+    box: tuple[int, int, int, int],
+    centres: list[tuple[int, int]],
+    *,
+    handle: int,
+    offset: tuple[int, int],
+    scale: int,
+    alpha: float,
+) -> None:
+    """Legend frame and handles, drawn at ``scale`` into a layer whose origin is ``offset``."""
+    ox, oy = offset
+    s = scale
+    frame = [(box[0] - ox) * s, (box[1] - oy) * s, (box[2] - ox) * s, (box[3] - oy) * s]
+    draw.rounded_rectangle(
+        frame, radius=3 * s, fill=(255, 255, 255, round(255 * alpha)),
+        outline=(204, 204, 204, round(255 * alpha)), width=s,
+    )  # fmt: skip
+    for e, (cx, cy) in zip(entries, centres, strict=True):
+        x, y = (cx - ox) * s, (cy - oy) * s
+        if e.ls is not None:
+            _dashed(
+                draw, (x - handle * s / 2, y), (x + handle * s / 2, y),
+                fill=e.colour, width=e.lw * _PT * s, ls=e.ls,
+            )  # fmt: skip
+        if e.marker is not None:
+            _marker(draw, (x, y), e.marker, colour=e.colour, ms=e.ms, mew=e.mew, scale=s,
+                    filled=e.filled)  # fmt: skip
+
+
+def _draw_legend_text(
+    draw: ImageDraw.ImageDraw,
+    entries: list[_LegendEntry],
+    centres: list[tuple[int, int]],
+    *,
+    font: Font,
+    handle: int,
+    gap: int,
+) -> None:
+    for e, (cx, cy) in zip(entries, centres, strict=True):
+        _text(draw, (cx + handle // 2 + gap, cy), e.label, font=font, anchor="lm")
+
+
+# ---------------------------------------------------------------- image panels
+
+
+def _construction_entries(seg: dict[str, np.ndarray], *, lw: float) -> list[_LegendEntry]:
+    """Legend entries of the drawn construction elements (no arrow), in drawing order."""
+    out = []
+    for name in seg:
+        st = STYLES[name]
+        if st["kind"] == "line":
+            out.append(_LegendEntry(name, st["colour"], ls=st["ls"], lw=lw * st["lw"]))
+        elif st["kind"] == "marker":
+            out.append(_LegendEntry(name, st["colour"], marker=st["marker"], ms=st["ms"],
+                                    mew=st["mew"]))  # fmt: skip
+    return out
+
+
+def _draw_construction_layer(
+    draw: ImageDraw.ImageDraw,
+    view: _View,
+    seg: dict[str, np.ndarray],
+    *,
+    lw: float,
+    flag_colour: str,
+    scale: int,
+) -> None:
+    """The construction (image pixels) mapped through ``view`` and drawn at ``scale``."""
+    for name, pts in seg.items():
+        st = STYLES[name]
+        colour = st["colour"] or flag_colour
+        if st["kind"] == "line":
+            _dashed(draw, view.local(pts[0], scale), view.local(pts[1], scale), fill=colour,
+                    width=lw * st["lw"] * _PT * scale, ls=st["ls"])  # fmt: skip
+        elif st["kind"] == "arrow":
+            _arrow(draw, view.local(pts[0], scale), view.local(pts[1], scale), fill=colour,
+                   width=lw * st["lw"] * _PT * scale, scale=scale)  # fmt: skip
+        else:
+            _marker(draw, view.local(pts, scale), st["marker"], colour=colour, ms=st["ms"],
+                    mew=st["mew"], scale=scale)  # fmt: skip
+
+
+def _image_panel(
+    canvas: Image.Image,
+    gray: Image.Image,
+    view: _View,
+    *,
+    seg: dict[str, np.ndarray],
+    lw: float,
+    flag_colour: str,
+    zoom_rect: tuple[float, float, float, float] | None = None,
+    legend: list[_LegendEntry] | None = None,
+) -> None:
+    """Image + construction (+ zoom rectangle, + legend) of one panel, pasted on ``canvas``."""
+    s = _SS
+    layer = _render_view(gray, view, s)
+    draw = ImageDraw.Draw(layer, "RGBA")
+    _draw_construction_layer(draw, view, seg, lw=lw, flag_colour=flag_colour, scale=s)
+    if zoom_rect is not None:
+        r0, r1, c0, c1 = zoom_rect
+        corners = [view.local(rc, s) for rc in ((r0, c0), (r0, c1), (r1, c1), (r1, c0))]
+        for i in range(4):
+            _dashed(draw, corners[i], corners[(i + 1) % 4], fill=_CONSTRUCTION_BLUE,
+                    width=0.8 * _PT * s, ls=":")  # fmt: skip
+    font = _font(_px(6.5))
+    fs = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
+    if legend:
+        box, centres = _legend_layout(
+            legend, font=font, corner="lower left", area=(view.x0, view.y0, view.w, view.h)
+        )
+        _draw_legend_graphics(draw, legend, box, centres, handle=2 * fs,
+                              offset=(view.x0, view.y0), scale=s, alpha=0.6)  # fmt: skip
+    canvas.paste(layer.reduce(s), (view.x0, view.y0))
+    cdraw = ImageDraw.Draw(canvas)
+    cdraw.rectangle([view.x0 - 1, view.y0 - 1, view.x0 + view.w, view.y0 + view.h],
+                    outline="black", width=1)  # fmt: skip
+    if legend:
+        _draw_legend_text(cdraw, legend, centres, font=font, handle=2 * fs, gap=round(0.8 * fs))
+
+
+def _side_labels(canvas: Image.Image, view: _View, m: Measurement) -> None:
+    """MEDIAL / LATERAL, white bold on a semi-transparent black box, top corners of ``view``."""
     if m.medial_image_side not in ("image-left", "image-right"):
         return
     left = "MEDIAL" if m.medial_image_side == "image-left" else "LATERAL"
     right = "LATERAL" if left == "MEDIAL" else "MEDIAL"
-    kw = dict(
-        color="w",
-        fontsize=8,
-        fontweight="bold",
-        va="top",
-        bbox=dict(facecolor="black", alpha=0.6, lw=0),
-    )
-    ax.text(0.01, 0.99, left, transform=ax.transAxes, ha="left", **kw)
-    ax.text(0.99, 0.99, right, transform=ax.transAxes, ha="right", **kw)
+    font = _font(_px(8), bold=True)
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    pad = round(0.3 * _px(8))
+    top = view.y0 + round(0.01 * view.h) + pad
+    for text, x, anchor in (
+        (left, view.x0 + round(0.01 * view.w) + pad, "la"),
+        (right, view.x0 + view.w - round(0.01 * view.w) - pad, "ra"),
+    ):
+        w, _ = _text_size(text, font)
+        x0 = x if anchor == "la" else x - w
+        asc, desc = font.getmetrics() if isinstance(font, ImageFont.FreeTypeFont) else (10, 2)
+        draw.rectangle([x0 - pad, top - pad, x0 + w + pad, top + asc + desc + pad],
+                       fill=(0, 0, 0, 153))  # fmt: skip
+        _text(draw, (x, top), text, font=font, fill="white", anchor=anchor)
+
+
+# ---------------------------------------------------------------- profile chart
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5, *, integer: bool = False) -> list[float]:
+    """About ``n`` round tick values (steps 1, 2, 2.5, 5 x 10^k) within ``[lo, hi]``.
+
+    With ``integer=True`` the step is a whole number (instance numbers).
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo] if math.isfinite(lo) else []
+    raw = (hi - lo) / max(1, n)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = 10 * mag
+    for mult in (1.0, 2.0, 2.5, 5.0, 10.0):
+        cand = mult * mag
+        if integer and (cand < 1 or abs(cand - round(cand)) > 1e-9):
+            continue
+        if cand >= raw * (1 - 1e-9):
+            step = cand
+            break
+    if integer:
+        step = max(1.0, float(round(step)))
+    first = math.ceil(lo / step - 1e-9)
+    last = math.floor(hi / step + 1e-9)
+    return [round(k * step, 10) for k in range(first, last + 1)]
+
+
+def _tick_label(value: float, step: float) -> str:
+    decimals = 0
+    while decimals < 6 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-6:
+        decimals += 1
+    text = f"{value:.{decimals}f}"
+    return "0" if float(text) == 0 else text.replace("-", "\u2212")
+
+
+def _profile_data(m: Measurement) -> dict[str, list[tuple[float, float]]]:
+    prof = [
+        r for r in m.slice_profile
+        if r.get("extrusion_mm") is not None and r.get("instance_number") is not None
+    ]  # fmt: skip
+    out = {
+        "ok": [(float(r["instance_number"]), float(r["extrusion_mm"]))
+               for r in prof if r.get("status") == "ok"],
+        "review": [(float(r["instance_number"]), float(r["extrusion_mm"]))
+                   for r in prof if r.get("status") != "ok"],
+        "max": [],
+        "reference": [],
+    }  # fmt: skip
+    if m.max_extrusion_mm is not None and m.max_extrusion_instance is not None:
+        out["max"] = [(float(m.max_extrusion_instance), float(m.max_extrusion_mm))]
+    if m.instance_number is not None and m.extrusion_mm is not None:
+        out["reference"] = [(float(m.instance_number), float(m.extrusion_mm))]
+    return out
+
+
+@dataclass(frozen=True)
+class _ChartAxes:
+    """Axes rectangle (canvas pixels) and data limits of the profile chart."""
+
+    x0: int
+    y0: int
+    w: int
+    h: int
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+
+    def local(self, x: float, y: float, scale: float = 1.0) -> tuple[float, float]:
+        """Draw coordinates in the axes layer at ``scale`` of a data point."""
+        fx = (x - self.xlim[0]) / (self.xlim[1] - self.xlim[0])
+        fy = (self.ylim[1] - y) / (self.ylim[1] - self.ylim[0])
+        return fx * self.w * scale - 0.5, fy * self.h * scale - 0.5
+
+    def canvas(self, x: float, y: float) -> tuple[float, float]:
+        lx, ly = self.local(x, y)
+        return self.x0 + lx, self.y0 + ly
+
+
+def _limits(values: list[float], margin: float = 0.05) -> tuple[float, float]:
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        return lo - 1.0, hi + 1.0
+    pad = margin * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _profile_axes(m: Measurement, box: tuple[int, int, int, int]) -> _ChartAxes:
+    data = _profile_data(m)
+    pts = [p for key in data for p in data[key]]
+    xs = [p[0] for p in pts] or [0.0]
+    ys = [p[1] for p in pts] + [float(m.threshold_mm)]
+    return _ChartAxes(*box, xlim=_limits(xs), ylim=_limits(ys))
+
+
+def _profile_panel(canvas: Image.Image, m: Measurement, box: tuple[int, int, int, int]) -> None:
+    """The slice-profile chart (extrusion against instance number) in ``box``."""
+    ax = _profile_axes(m, box)
+    data = _profile_data(m)
+    s = _SS
+    layer = Image.new("RGB", (ax.w * s, ax.h * s), "white")
+    draw = ImageDraw.Draw(layer, "RGBA")
+    # as many ticks as matplotlib's "auto" locator gives: one per ~50 pixels
+    xticks = _nice_ticks(*ax.xlim, n=max(3, min(9, ax.w // 50)), integer=True)
+    yticks = _nice_ticks(*ax.ylim, n=max(3, min(9, ax.h // 50)))
+    for t in xticks:
+        x, _ = ax.local(t, 0.0, s)
+        draw.line([_r((x, 0)), _r((x, ax.h * s))], fill=(176, 176, 176, 77), width=s)
+    for t in yticks:
+        _, y = ax.local(0.0, t, s)
+        draw.line([_r((0, y)), _r((ax.w * s, y))], fill=(176, 176, 176, 77), width=s)
+    red = FLAG_COLOURS["extruded"]
+    _, ythr = ax.local(0.0, m.threshold_mm, s)
+    _dashed(draw, (0, ythr), (ax.w * s, ythr), fill=red, width=1.0 * _PT * s, ls="--")
+    ok = [ax.local(x, y, s) for x, y in data["ok"]]
+    if len(ok) > 1:
+        width = round(1.5 * _PT * s)
+        draw.line([_r(p) for p in ok], fill=_PROFILE_BLUE, width=width, joint="curve")
+    for p in ok:
+        _marker(draw, p, "o", colour=_PROFILE_BLUE, ms=4, mew=1.0, scale=s, filled=True)
+    for x, y in data["review"]:
+        _marker(draw, ax.local(x, y, s), "o", colour=FLAG_COLOURS["review"], ms=5, mew=1.0,
+                scale=s)  # fmt: skip
+    for x, y in data["max"]:
+        _marker(draw, ax.local(x, y, s), "^", colour=red, ms=8, mew=1.0, scale=s, filled=True)
+    for x, y in data["reference"]:
+        _marker(draw, ax.local(x, y, s), "s", colour="#000000", ms=7, mew=1.0, scale=s)
+
+    entries = []
+    if data["ok"]:
+        entries.append(_LegendEntry("ok", _PROFILE_BLUE, ls="-", lw=1.5, marker="o", ms=4,
+                                    filled=True))  # fmt: skip
+    if data["review"]:
+        entries.append(_LegendEntry("review (not used)", FLAG_COLOURS["review"], marker="o"))
+    if data["max"]:
+        entries.append(_LegendEntry(f"max {m.max_extrusion_mm:.1f} mm", red, marker="^", ms=8,
+                                    filled=True))  # fmt: skip
+    entries.append(_LegendEntry(f"{m.threshold_mm:g} mm", red, ls="--", lw=1.0))
+    if data["reference"]:
+        entries.append(_LegendEntry("reference slice", "#000000", marker="s", ms=7))
+    font = _font(_px(7))
+    fs = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
+    # where the legend box covers the fewest data points and line samples (the
+    # candidates and their order are those of matplotlib's loc="best")
+    samples = [ax.local(x, y) for key in data for x, y in data[key]]
+    for (xa, ya), (xb, yb) in zip(ok, ok[1:], strict=False):
+        samples += [((xa + (xb - xa) * t / 8) / s, (ya + (yb - ya) * t / 8) / s)
+                    for t in range(1, 8)]  # fmt: skip
+    samples += [(ax.w * t / 40, ythr / s) for t in range(41)]
+    best = None
+    for corner in ("upper right", "upper left", "lower left", "lower right", "center right",
+                   "center left", "lower center", "upper center", "center"):  # fmt: skip
+        lbox, centres = _legend_layout(entries, font=font, corner=corner, area=(0, 0, ax.w, ax.h))
+        hits = sum(lbox[0] - 6 <= x <= lbox[2] + 6 and lbox[1] - 6 <= y <= lbox[3] + 6
+                   for x, y in samples)  # fmt: skip
+        if best is None or hits < best[0]:
+            best = (hits, lbox, centres)
+    _, lbox, centres = best
+    _draw_legend_graphics(draw, entries, lbox, centres, handle=2 * fs, offset=(0, 0), scale=s,
+                          alpha=0.8)  # fmt: skip
+    canvas.paste(layer.reduce(s), (ax.x0, ax.y0))
+
+    cdraw = ImageDraw.Draw(canvas)
+    _draw_legend_text(cdraw, entries, [(x + ax.x0, y + ax.y0) for x, y in centres], font=font,
+                      handle=2 * fs, gap=round(0.8 * fs))  # fmt: skip
+    cdraw.rectangle([ax.x0 - 1, ax.y0 - 1, ax.x0 + ax.w, ax.y0 + ax.h], outline="black", width=1)
+    tick_font = _font(_px(8.5))
+    tick_len = round(3.5 * _PT)
+    step = xticks[1] - xticks[0] if len(xticks) > 1 else 1.0
+    bottom = ax.y0 + ax.h
+    for t in xticks:
+        x = round(ax.canvas(t, 0.0)[0])
+        cdraw.line([(x, bottom), (x, bottom + tick_len)], fill="black", width=1)
+        _text(cdraw, (x, bottom + tick_len + 3), _tick_label(t, step), font=tick_font,
+              anchor="ma")  # fmt: skip
+    step = yticks[1] - yticks[0] if len(yticks) > 1 else 1.0
+    label_w = 0
+    for t in yticks:
+        y = round(ax.canvas(0.0, t)[1])
+        cdraw.line([(ax.x0 - 1 - tick_len, y), (ax.x0 - 1, y)], fill="black", width=1)
+        label = _tick_label(t, step)
+        label_w = max(label_w, _text_size(label, tick_font)[0])
+        _text(cdraw, (ax.x0 - tick_len - 4, y), label, font=tick_font, anchor="rm")
+    label_font = _font(_px(9))
+    _text(cdraw, (ax.x0 + ax.w / 2, bottom + tick_len + 6 + tick_font.size + 2),
+          "instance number", font=label_font, anchor="ma")  # fmt: skip
+    _vertical_text(canvas, (ax.x0 - tick_len - 10 - label_w, ax.y0 + ax.h // 2),
+                   "extrusion (mm)", font=label_font)  # fmt: skip
+    _text(cdraw, (ax.x0 + ax.w / 2, ax.y0 - round(6 * _PT)), "slice profile",
+          font=_font(_px(9)), anchor="ms")  # fmt: skip
+
+
+def _vertical_text(canvas: Image.Image, right_mid: tuple[float, float], text: str, *,
+                   font: Font) -> None:  # fmt: skip
+    """Text rotated by 90 degrees (reading upward), its right edge centred at ``right_mid``."""
+    w, h = _text_size(text, font)
+    asc, desc = font.getmetrics() if isinstance(font, ImageFont.FreeTypeFont) else (h, 0)
+    mask = Image.new("L", (w + 4, asc + desc + 2), 0)
+    _text(ImageDraw.Draw(mask), (2, 1), text, font=font, fill=255, anchor="la")
+    mask = mask.rotate(90, expand=True)
+    x = round(right_mid[0] - mask.width)
+    y = round(right_mid[1] - mask.height / 2)
+    canvas.paste((0, 0, 0), (x, y, x + mask.width, y + mask.height), mask)
+
+
+# ---------------------------------------------------------------- public API
+
+
+def _panel_boxes(width: int, height: int, has_profile: bool) -> list[tuple[int, int, int, int]]:
+    """Panel boxes ``(x0, y0, w, h)`` (canvas pixels) of the measurement PNG."""
+    if has_profile:
+        rects = ((0.01, 0.02, 0.31, 0.81), (0.335, 0.02, 0.31, 0.81), (0.7, 0.11, 0.28, 0.72))
+    else:
+        rects = ((0.015, 0.02, 0.47, 0.81), (0.515, 0.02, 0.47, 0.81))
+    return [
+        (round(left * width), round((1 - bottom - h) * height), round(w * width), round(h * height))
+        for left, bottom, w, h in rects
+    ]
+
+
+def _title_lines(
+    draw: ImageDraw.ImageDraw,
+    centre_x: float,
+    bottom: float,
+    lines: list[str],
+    *,
+    font: Font,
+    fill: str = "black",
+) -> None:
+    """Centred lines whose last baseline is at ``bottom``."""
+    size = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
+    step = round(1.2 * size)
+    for i, line in enumerate(reversed(lines)):
+        _text(draw, (centre_x, bottom - i * step), line, font=font, fill=fill, anchor="ms")
 
 
 def render_measurement_png(
@@ -150,189 +778,140 @@ def render_measurement_png(
     image : ndarray, shape (rows, cols)
         The slice (or ultrasound frame) the landmarks refer to.
     m : Measurement
-        The row; ``m.landmarks`` holds the points drawn.
+        The row; ``m.landmarks`` holds the points drawn. With more than one
+        ``m.slice_profile`` entry a third panel shows the profile over the slices.
     path : Path
-        PNG to write.
+        PNG to write (RGB, 1716 x 638 pixels with the profile, else 1144 x 638);
+        parent folders are created.
     source_label : str
         File / instance label shown in the header (no patient data).
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     row_mm = m.row_spacing_mm or 1.0
     col_mm = m.col_spacing_mm or 1.0
-    aspect = row_mm / col_mm
-    vmin, vmax = window(image)
+    rows, cols = image.shape[:2]
     has_profile = len(m.slice_profile) > 1
-    ncols = 3 if has_profile else 2
-    fig = Figure(figsize=(5.2 * ncols, 5.8), dpi=110)
-    FigureCanvasAgg(fig)
-    # [left, bottom, width, height] in figure fractions; titles above, suptitle on top
-    if has_profile:
-        rects = ([0.01, 0.02, 0.31, 0.81], [0.335, 0.02, 0.31, 0.81], [0.7, 0.11, 0.28, 0.72])
-    else:
-        rects = ([0.015, 0.02, 0.47, 0.81], [0.515, 0.02, 0.47, 0.81])
-    axes = [fig.add_axes(r) for r in rects]
-    ax_full, ax_zoom = axes[0], axes[1]
-    for ax in (ax_full, ax_zoom):
-        ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, aspect=aspect, interpolation="bilinear")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    _draw_construction(ax_full, m, row_mm=row_mm, col_mm=col_mm, lw=1.0)
-    _draw_construction(ax_zoom, m, row_mm=row_mm, col_mm=col_mm, lw=1.6)
-    _side_labels(ax_full, m, image.shape[1])
-    if m.landmarks is not None:
-        c = (np.asarray(m.landmarks.plateau_rc) + np.asarray(m.landmarks.meniscus_rc)) / 2
-        half = 10.0 if m.modality == "US" else 20.0
-        half_r, half_c = half / row_mm, half / col_mm
-        ax_zoom.set_xlim(c[1] - half_c, c[1] + half_c)
-        ax_zoom.set_ylim(c[0] + half_r, c[0] - half_r)
-        ax_full.add_patch(
-            Rectangle(
-                (c[1] - half_c, c[0] - half_r),
-                2 * half_c,
-                2 * half_r,
-                fill=False,
-                ec="#33c3ff",
-                lw=0.8,
-                ls=":",
-            )
-        )
-        ax_zoom.legend(loc="lower left", fontsize=6.5, framealpha=0.6)
-    ax_full.set_xlim(-0.5, image.shape[1] - 0.5)
-    ax_full.set_ylim(image.shape[0] - 0.5, -0.5)
+    width, height = (1716 if has_profile else 1144), 638
+    canvas = Image.new("RGB", (width, height), "white")
+    boxes = _panel_boxes(width, height, has_profile)
+    gray = _gray8(image)
+    seg = construction_segments(m, row_spacing_mm=row_mm, col_spacing_mm=col_mm)
     flag_text, colour = _flag(m)
+
+    full = _fit_view(boxes[0], (-0.5, rows - 0.5), (-0.5, cols - 0.5), row_mm=row_mm,
+                     col_mm=col_mm)  # fmt: skip
+    zoom = zoom_box_px(m, row_spacing_mm=row_mm, col_spacing_mm=col_mm)
+    if zoom is None:  # nothing to zoom on: the whole image
+        zview = _fit_view(boxes[1], (-0.5, rows - 0.5), (-0.5, cols - 0.5), row_mm=row_mm,
+                          col_mm=col_mm)  # fmt: skip
+    else:
+        zview = _fit_view(boxes[1], zoom[:2], zoom[2:], row_mm=row_mm, col_mm=col_mm)
+    _image_panel(canvas, gray, full, seg=seg, lw=1.0, flag_colour=colour, zoom_rect=zoom)
+    _side_labels(canvas, full, m)
+    _image_panel(canvas, gray, zview, seg=seg, lw=1.6, flag_colour=colour,
+                 legend=_construction_entries(seg, lw=1.6) or None)  # fmt: skip
+
+    draw = ImageDraw.Draw(canvas)
+    title_gap = round(6 * _PT)
     mme = "n/a" if m.extrusion_mm is None else f"{m.extrusion_mm:.1f} mm"
-    ax_zoom.set_title(f"MME {mme}  —  {flag_text}", color=colour, fontsize=11, fontweight="bold")
-    width = "" if m.meniscal_width_mm is None else f"   width {m.meniscal_width_mm:.1f} mm"
+    _title_lines(draw, zview.x0 + zview.w / 2, zview.y0 - title_gap,
+                 [f"MME {mme}  \u2014  {flag_text}"], font=_font(_px(11), bold=True),
+                 fill=colour)  # fmt: skip
+    width_txt = "" if m.meniscal_width_mm is None else f"   width {m.meniscal_width_mm:.1f} mm"
     rel = "" if m.relative_extrusion_pct is None else f"   rel. {m.relative_extrusion_pct:.0f} %"
     conf = "" if m.confidence is None else f"confidence {m.confidence:.2f}"
     if m.laterality:
         lat = f"{m.laterality} knee ({m.laterality_source})"
     else:
         lat = "knee side not recorded"
-    ax_full.set_title(f"{m.modality} {m.side} side, {lat}\n{conf}{width}{rel}", fontsize=9)
+    _title_lines(draw, full.x0 + full.w / 2, full.y0 - title_gap,
+                 [f"{m.modality} {m.side} side, {lat}", f"{conf}{width_txt}{rel}"],
+                 font=_font(_px(9)))  # fmt: skip
     if has_profile:
-        ax_p = axes[2]
-        prof = [r for r in m.slice_profile if r.get("extrusion_mm") is not None]
-        ok = [r for r in prof if r.get("status") == "ok"]
-        rv = [r for r in prof if r.get("status") != "ok"]
-        ax_p.plot(
-            [r["instance_number"] for r in ok],
-            [r["extrusion_mm"] for r in ok],
-            "o-",
-            color="#3366cc",
-            ms=4,
-            label="ok",
-        )
-        if rv:
-            ax_p.plot(
-                [r["instance_number"] for r in rv],
-                [r["extrusion_mm"] for r in rv],
-                "o",
-                mfc="none",
-                mec=FLAG_COLOURS["review"],
-                ms=5,
-                label="review (not used)",
-            )
-        if m.max_extrusion_mm is not None:
-            ax_p.plot(
-                [m.max_extrusion_instance],
-                [m.max_extrusion_mm],
-                "^",
-                color="#e8202a",
-                ms=8,
-                label=f"max {m.max_extrusion_mm:.1f} mm",
-            )
-        ax_p.axhline(
-            m.threshold_mm,
-            color=FLAG_COLOURS["extruded"],
-            ls="--",
-            lw=1,
-            label=f"{m.threshold_mm:g} mm",
-        )
-        if m.instance_number is not None and m.extrusion_mm is not None:
-            ax_p.plot(
-                [m.instance_number],
-                [m.extrusion_mm],
-                "s",
-                color="k",
-                ms=7,
-                mfc="none",
-                label="reference slice",
-            )
-        ax_p.set_xlabel("instance number")
-        ax_p.set_ylabel("extrusion (mm)")
-        ax_p.set_title("slice profile", fontsize=9)
-        ax_p.grid(alpha=0.3)
-        ax_p.legend(fontsize=7)
+        _profile_panel(canvas, m, boxes[2])
+
     spacing = f"{row_mm:.4g} x {col_mm:.4g} mm/px ({m.spacing_source})"
     where = f"instance {m.instance_number}" if m.instance_number is not None else ""
     if m.frame is not None:
         where += f" frame {m.frame}"
-    fig.suptitle(
-        f"kneemeasure {m.kneemeasure_version}   {source_label}   {where}   {spacing}   "
-        f"method {m.method}   status {m.status}",
-        fontsize=7.5,
-        y=0.985,
-    )
+    _text(draw, (width / 2, round(0.015 * height)),
+          f"kneemeasure {m.kneemeasure_version}   {source_label}   {where}   {spacing}   "
+          f"method {m.method}   status {m.status}", font=_font(_px(7.5)), anchor="ma")  # fmt: skip
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, pil_kwargs=PNG_WRITE)
+    canvas.save(path, format="PNG", **PNG_WRITE)
     return path
 
 
 def warm_up() -> None:
-    """Draw a small throw-away figure with the artists the PNGs use.
+    """Load the fonts and draw a tiny throw-away canvas.
 
-    The first figure of a process loads the fonts and builds matplotlib's caches
-    (~0.1 s); the renderer process of ``kneemeasure measure`` calls this while the
-    measurement runs, so the real PNG does not wait for it.
+    The renderer process of ``kneemeasure measure`` calls this while the
+    measurement runs, so the real PNG does not wait for font loading.
     """
-    import io
-
-    fig = Figure(figsize=(3, 2), dpi=50)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes([0.1, 0.1, 0.8, 0.7])
-    ax.imshow(np.zeros((8, 8)), cmap="gray", interpolation="bilinear")
-    ax.plot([0, 4], [0, 4], "o-", label="a")
-    ax.annotate("", xy=(4, 4), xytext=(0, 0), arrowprops=dict(arrowstyle="<->"))
-    ax.text(0.5, 0.5, "MEDIAL", transform=ax.transAxes, fontweight="bold",
-            bbox=dict(facecolor="black", alpha=0.6, lw=0))  # fmt: skip
-    ax.axhline(1.0, ls="--")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("MME", fontweight="bold")
-    ax.set_xlabel("instance number")
-    fig.suptitle("kneemeasure", fontsize=7.5)
-    fig.savefig(io.BytesIO(), format="png", pil_kwargs=PNG_WRITE)
+    for points, bold in ((6.5, False), (7, False), (7.5, False), (8, True), (8.5, False),
+                         (9, False), (11, True)):  # fmt: skip
+        _font(_px(points), bold)
+    _font(15, False)
+    canvas = Image.new("RGB", (64, 48), "white")
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    _dashed(draw, (2, 2), (60, 40), fill="#33c3ff", width=2, ls="--")
+    _marker(draw, (30, 20), "o", colour="#ffe14d", ms=5, mew=1.5, scale=2)
+    _text(draw, (32, 2), "MME", font=_font(_px(11), True), anchor="ma")
+    canvas.reduce(2)
 
 
 def render_error_png(
     image: np.ndarray | None, message: str, path: Path, *, title: str = ""
 ) -> Path | None:
-    """A PNG that says why an input could not be measured (only when there is an image)."""
+    """A PNG that says why an input could not be measured (only when there is an image).
+
+    Parameters
+    ----------
+    image : ndarray, shape (rows, cols), or None
+        The image shown (stretched to the panel); nothing is written when it is
+        None, not 2-D or empty.
+    message : str
+        The reason, wrapped at 70 characters on a dark red box near the bottom.
+    path : Path
+        PNG to write (RGB, 600 x 640 pixels).
+    title : str
+        Red title above the image; ``"not measured"`` when empty.
+
+    Returns
+    -------
+    Path or None
+        ``path``, or None when no PNG was written.
+    """
     if image is None or image.ndim != 2 or image.size == 0:
         return None
-    vmin, vmax = window(image)
-    fig = Figure(figsize=(6, 6.4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes([0.02, 0.02, 0.96, 0.9])
-    ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, aspect="auto")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title or "not measured", color=FLAG_COLOURS["extruded"], fontsize=11)
-    import textwrap
-
-    ax.text(
-        0.5,
-        0.05,
-        "\n".join(textwrap.wrap(message, 70)),
-        transform=ax.transAxes,
-        ha="center",
-        va="bottom",
-        color="w",
-        fontsize=8,
-        bbox=dict(facecolor="#a00000", alpha=0.8, lw=0),
-    )
+    width, height = 600, 640
+    canvas = Image.new("RGB", (width, height), "white")
+    rows, cols = image.shape
+    x0, y0 = round(0.02 * width), round(0.08 * height)
+    w, h = round(0.96 * width), round(0.9 * height)
+    view = _View(x0, y0, w, h, row0=-0.5, col0=-0.5, sy=h / rows, sx=w / cols)  # aspect "auto"
+    canvas.paste(_render_view(_gray8(image), view, 1), (x0, y0))
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    draw.rectangle([x0 - 1, y0 - 1, x0 + w, y0 + h], outline="black", width=1)
+    _text(draw, (x0 + w / 2, y0 - 8), title or "not measured",
+          font=_font(15), fill=FLAG_COLOURS["extruded"], anchor="ms")  # fmt: skip
+    font = _font(11)
+    lines = textwrap.wrap(message, 70) or [""]
+    step = 13
+    pad = 4
+    text_w = max(_text_size(line, font)[0] for line in lines)
+    bottom = y0 + h - round(0.05 * h)
+    top = bottom - len(lines) * step
+    draw.rectangle([x0 + w / 2 - text_w / 2 - pad, top - pad, x0 + w / 2 + text_w / 2 + pad,
+                    bottom + pad], fill=(160, 0, 0, 204))  # fmt: skip
+    for i, line in enumerate(lines):
+        _text(draw, (x0 + w / 2, top + i * step), line, font=font, fill="white", anchor="ma")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, pil_kwargs=PNG_WRITE)
+    canvas.save(path, format="PNG", **PNG_WRITE)
     return path
