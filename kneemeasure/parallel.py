@@ -40,7 +40,7 @@ def series_executor(workers: int, *, warm: Callable[[], Any] | None = None) -> E
     workers : int
         Number of worker processes; ``< 1`` gives ``None``.
     warm : callable, optional, keyword-only
-        Submitted once right away (e.g. to import matplotlib in a worker while the
+        Submitted once right away (e.g. to import the PNG renderer in a worker while the
         parent reads headers and decodes).
 
     Returns

@@ -830,11 +830,11 @@ def measure_one(
 
 
 def _warm_png() -> None:
-    """Import the PNG renderer and draw a first figure in its process while the parent works."""
+    """Import the PNG renderer (Pillow) and load its fonts while the parent works."""
     import os
 
-    # lower priority: the renderer's matplotlib import (~0.4 s of CPU) then takes the
-    # cores when decoding and detection leave one idle, instead of slowing them down
+    # lower priority: the renderer's imports then take the cores when decoding and
+    # detection leave one idle, instead of slowing them down
     os.nice(10)
     from kneemeasure.report.png import warm_up
 
@@ -847,7 +847,7 @@ def _png_written(
     """Run a PNG render (or collect its result); a failed PNG never loses the CSV row."""
     try:
         return bool(render(*args))
-    except Exception as exc:  # noqa: BLE001 - matplotlib/OS errors, a killed renderer
+    except Exception as exc:  # noqa: BLE001 - Pillow/OS errors, a killed renderer
         if debug:
             raise
         log.warning("PNG for %s not written (%s: %s)", m.source, type(exc).__name__, exc)
@@ -980,7 +980,7 @@ def run_measure(
     used_png: set[str] = set()
     slice_rows: list[dict] = []
     # worker processes for one series at a time: decoding and slice detection, and
-    # one more that imports matplotlib while the others work and renders the PNGs;
+    # one more that imports the PNG renderer while the others work and draws the PNGs;
     # --debug keeps everything in-process so tracebacks stay plain
     n = 1 if options.debug else options.workers
     pool = series_executor(n) if n > 1 else None

@@ -1,8 +1,8 @@
 """Outputs: annotated PNG, measurements CSV, run manifest (run.json).
 
-Names are imported lazily so that importing ``kneemeasure.report`` does not
-select matplotlib's Agg backend in an interactive session (a notebook or the
-interactive window); only rendering a PNG does.
+Names are imported lazily: writing a CSV or the manifest does not load the PNG
+renderer (Pillow), and the PNGs never load matplotlib (only the interactive
+window does).
 """
 
 from __future__ import annotations
