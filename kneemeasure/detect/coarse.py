@@ -88,6 +88,9 @@ class CoarseKnee:
         Spacing of the original slices.
     planes : list of int or None
         The planes the pass analysed on a thin-plane series (None: every plane).
+    searched : frozenset of int
+        Slices whose bones were searched (found or not): a later pass with this one
+        as ``previous`` does not search them again.
     """
 
     iso: np.ndarray
@@ -98,6 +101,7 @@ class CoarseKnee:
     row_spacing_mm: float
     col_spacing_mm: float
     planes: list[int] | None = None
+    searched: frozenset[int] = frozenset()
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -627,10 +631,13 @@ def analyse_knee(
         norm[planes] = sub
     slices = [CoarseSlice() for _ in range(n)]
     pairs = {}
+    same_grid = previous is not None and previous.step_mm == step_mm
     for i in todo:
         prev = previous.slices[i] if previous is not None else None
         if prev is not None and prev.femur is not None:
             pairs[i] = (prev.femur, prev.tibia)
+        elif same_grid and i in previous.searched:
+            pairs[i] = None  # searched before and not found: the same search again
     need = [i for i in todo if i not in pairs]
     if polarity > 0:
         found = (map_slices or _map)(_bone_pair, [(norm[i], polarity) for i in need])
@@ -643,7 +650,7 @@ def analyse_knee(
             continue
         slices[i] = _measure_slice(norm[i], pair[0], pair[1], medial_col_sign, step_mm)
     return CoarseKnee(norm, step_mm, polarity, slices, medial_col_sign, row_spacing_mm,
-                      col_spacing_mm, planes)
+                      col_spacing_mm, planes, frozenset(pairs))
 
 
 def _map(fn: Callable[..., Any], args: list[tuple]) -> list[Any]:
