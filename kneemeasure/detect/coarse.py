@@ -21,6 +21,8 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from kneemeasure.detect.joint import fill_rows, joint_side_cuts
+from kneemeasure.detect.morph import binary_opening_disk
+from kneemeasure.detect.morph import disk as _disk
 from kneemeasure.errors import DetectionError, UsageError
 
 # notch trace weights: marrow-below penalty and per-pixel row jump (ridge term in 0..2)
@@ -104,9 +106,6 @@ class CoarseKnee:
     searched: frozenset[int] = frozenset()
 
 
-def _disk(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    return x * x + y * y <= radius * radius
 
 
 def downsample_volume(
@@ -269,7 +268,7 @@ def _bone_pair(norm: np.ndarray, polarity: int) -> tuple[np.ndarray, np.ndarray]
         if cut is not None:
             mask &= ~cut
         for r in (1, 2, 3):
-            opened = ndi.binary_opening(mask, structure=_disk(r))
+            opened = binary_opening_disk(mask, r)
             lab, n = ndi.label(opened)
             score, f, t = _pair(lab, n)
             if f:

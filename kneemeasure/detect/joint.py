@@ -16,6 +16,9 @@ from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
+from kneemeasure.detect.morph import binary_erosion_disk, binary_opening_disk
+from kneemeasure.detect.morph import disk as _disk
+
 __all__ = ["IsoImage", "BonePair", "to_isotropic", "find_bone_pair"]
 
 
@@ -141,7 +144,7 @@ def _body_mask(norm: np.ndarray, step_mm: float) -> np.ndarray:
     top and bottom of the field of view, so a hole fill is not enough; a knee
     cross-section is convex along a row, so each row is filled between its ends.
     """
-    tissue = ndi.binary_opening(norm > 0.08, structure=_disk(max(1, int(round(1.0 / step_mm)))))
+    tissue = binary_opening_disk(norm > 0.08, max(1, int(round(1.0 / step_mm))))
     return fill_rows(tissue)
 
 
@@ -165,9 +168,6 @@ def _contact_mm(lab: np.ndarray, n: int, skin: np.ndarray | None, step_mm: float
     return np.bincount(lab[skin], minlength=n + 1)[: n + 1] * step_mm**2 / _SKIN_MM
 
 
-def _disk(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    return x * x + y * y <= radius * radius
 
 
 def _pair_from_labels(
@@ -372,8 +372,7 @@ def find_bone_pair(
     body = _body_mask(norm, step)
     if body.sum() < 100:
         return None
-    skin = body & ~ndi.binary_erosion(body, structure=_disk(max(1, int(round(_SKIN_MM / step)))),
-                                      border_value=1)
+    skin = body & ~binary_erosion_disk(body, max(1, int(round(_SKIN_MM / step))), border_value=1)
     # most tissue dark (as coarse._polarity): fat-suppressed / DESS contrast
     dark_image = float(np.median(norm[body & (norm > 0.08)])) <= 0.42 if body.any() else False
     fine_pixels = max(iso.row_spacing_mm, iso.col_spacing_mm) <= 0.7
@@ -491,7 +490,7 @@ def _pair_at_polarity(norm: np.ndarray, body: np.ndarray, skin: np.ndarray, pol:
             mask &= ~cut
         for r_mm in (1.0, 2.0, 3.0):
             r = max(1, int(round(r_mm / step)))
-            opened = ndi.binary_opening(mask, structure=_disk(r))
+            opened = binary_opening_disk(mask, r)
             lab, n = ndi.label(opened)
             score, f, t, cols, fb, tt = _pair_from_labels(lab, n, step, skin=skin)
             if f and (best is None or score > best.score):
