@@ -79,10 +79,28 @@ def main_callback(
 ) -> None:
     """kneemeasure: meniscal extrusion from knee MRI / ultrasound DICOMs."""
     state["debug"] = debug
+    _import_pydicom_without_requests()
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+
+
+def _import_pydicom_without_requests() -> None:
+    """Import pydicom with ``requests`` hidden: every command starts ~70 ms sooner.
+
+    pydicom imports ``requests`` (with urllib3 and charset_normalizer) for its
+    example-data downloader and uses urllib when it is missing; kneemeasure never
+    downloads anything. ``requests`` is hidden only during this import, before any
+    work starts: a later ``import requests`` works as usual.
+    """
+    if "pydicom" in sys.modules or "requests" in sys.modules:
+        return
+    sys.modules["requests"] = None  # type: ignore[assignment]  # import -> ImportError
+    try:
+        import pydicom  # noqa: F401
+    finally:
+        del sys.modules["requests"]
 
 
 PathsArg = Annotated[

@@ -186,3 +186,21 @@ def test_real_t1_left_knee_without_laterality(realdata, tmp_path):
     assert float(row["meniscus_col_px"]) < 256 and float(row["plateau_col_px"]) < 256
     assert -1.5 <= float(row["extrusion_mm"]) <= 4.0
     assert (out / row["png"]).is_file()
+
+
+def test_pydicom_is_imported_without_requests_and_requests_still_works():
+    """The CLI imports pydicom with ``requests`` hidden (start-up time); only then."""
+    code = (
+        "import sys\n"
+        "from kneemeasure.cli import _import_pydicom_without_requests\n"
+        "_import_pydicom_without_requests()\n"
+        "assert 'pydicom' in sys.modules and 'requests' not in sys.modules\n"
+        "import pydicom.data.download as d\n"
+        "assert d.HAVE_REQUESTS is False  # pydicom's downloader falls back to urllib\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('requests') is not None:  # installed: still importable\n"
+        "    import requests\n"
+        "    assert requests.get\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
