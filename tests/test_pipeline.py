@@ -189,3 +189,53 @@ def test_coarse_pass_on_workers_equals_in_process(samples_dir):
         if a.femur is not None:
             np.testing.assert_array_equal(a.femur, b.femur)
             np.testing.assert_array_equal(a.tibia, b.tibia)
+
+
+def test_shared_decoding_raises_the_in_order_error(samples_dir, tmp_path, monkeypatch):
+    """Two broken frames: decoding in two processes reports the same (first) error as
+    decoding in order in-process."""
+    import os
+    import shutil
+    import sys
+    import time
+
+    from kneemeasure.errors import KneeMeasureError
+    from kneemeasure.io import discover_series
+    from kneemeasure.models import Series
+    from kneemeasure.parallel import series_executor
+    from kneemeasure.pipeline import _start_loading
+
+    src = tmp_path / "s"
+    shutil.copytree(samples_dir / "r_t1_slope_j2k_mme2p6", src)
+    (series,), _ = discover_series([src])
+    for k in (4, 9):  # cut the pixel data of two frames (headers stay readable)
+        path = series.frames[k].path
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) - 3000])
+    (series,), errors = discover_series([src])
+    assert not errors and series.n_slices == 12
+    indices = list(range(series.n_slices))
+    with pytest.raises(KneeMeasureError) as in_order:
+        series.load_volume(indices)
+    import kneemeasure.detect.landmarks  # noqa: F401
+
+    monkeypatch.delitem(sys.modules, "kneemeasure.detect.landmarks")  # the first series
+    # this process decodes slowly, so the decoding process meets the first broken
+    # frame and this one the second: the reported error must still be the first
+    parent, plain = os.getpid(), Series.load_frame
+
+    def slow_here(self, i):
+        if os.getpid() == parent:
+            time.sleep(0.05)
+        return plain(self, i)
+
+    monkeypatch.setattr(Series, "load_frame", slow_here)
+    pool = series_executor(2)
+    if pool is None:
+        pytest.skip("worker processes need fork (Linux)")
+    with pytest.raises(KneeMeasureError) as shared, pool, _start_loading(
+        series, indices, pool
+    ) as loading:
+        loading()
+    assert str(shared.value) == str(in_order.value)
+    assert series.frames[4].path.name in str(shared.value)
