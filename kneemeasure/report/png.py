@@ -791,6 +791,15 @@ def render_measurement_png(
     Path
         ``path``.
     """
+    canvas = draw_measurement(image, m, source_label=source_label)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, format="PNG", **PNG_WRITE)
+    return path
+
+
+def draw_measurement(image: np.ndarray, m: Measurement, *, source_label: str = "") -> Image.Image:
+    """The figure of :func:`render_measurement_png` as an RGB image (not written)."""
     row_mm = m.row_spacing_mm or 1.0
     col_mm = m.col_spacing_mm or 1.0
     rows, cols = image.shape[:2]
@@ -841,28 +850,34 @@ def render_measurement_png(
     _text(draw, (width / 2, round(0.015 * height)),
           f"kneemeasure {m.kneemeasure_version}   {source_label}   {where}   {spacing}   "
           f"method {m.method}   status {m.status}", font=_font(_px(7.5)), anchor="ma")  # fmt: skip
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, format="PNG", **PNG_WRITE)
-    return path
+    return canvas
 
 
 def warm_up() -> None:
-    """Load the fonts and draw a tiny throw-away canvas.
+    """Draw and encode a complete throw-away figure (in memory).
 
-    The renderer process of ``kneemeasure measure`` calls this while the
-    measurement runs, so the real PNG does not wait for font loading.
+    The renderer process of ``kneemeasure measure`` calls this while the main
+    process reads headers: fonts, glyph caches, resampling and the PNG encoder are
+    then ready, and the real PNG takes ~0.07 s instead of ~0.12 s.
     """
-    for points, bold in ((6.5, False), (7, False), (7.5, False), (8, True), (8.5, False),
-                         (9, False), (11, True)):  # fmt: skip
-        _font(_px(points), bold)
-    _font(15, False)
-    canvas = Image.new("RGB", (64, 48), "white")
-    draw = ImageDraw.Draw(canvas, "RGBA")
-    _dashed(draw, (2, 2), (60, 40), fill="#33c3ff", width=2, ls="--")
-    _marker(draw, (30, 20), "o", colour="#ffe14d", ms=5, mew=1.5, scale=2)
-    _text(draw, (32, 2), "MME", font=_font(_px(11), True), anchor="ma")
-    canvas.reduce(2)
+    import io
+
+    from kneemeasure.models import Landmarks
+
+    yy, xx = np.mgrid[:96, :80]
+    image = (np.hypot(yy - 48.0, xx - 40.0) < 30).astype(np.float32) * 100.0 + xx
+    lm = Landmarks(plateau_rc=(50.0, 20.0), meniscus_rc=(46.0, 14.0), plateau_dir_rc=(0.1, -1.0),
+                   meniscus_inner_rc=(47.0, 30.0), confidence=0.9)  # fmt: skip
+    profile = [{"instance_number": k, "extrusion_mm": 1.0 + k, "status": s, "reference": k == 2}
+               for k, s in ((1, "ok"), (2, "ok"), (3, "review"))]  # fmt: skip
+    m = Measurement(source="warm-up", modality="MR", laterality="R", laterality_source="header",
+                    extrusion_mm=2.0, meniscal_width_mm=8.0, relative_extrusion_pct=25.0,
+                    extruded=False, max_extrusion_mm=3.0, max_extrusion_instance=2,
+                    confidence=0.9, status="ok", row_spacing_mm=0.5, col_spacing_mm=0.5,
+                    medial_image_side="image-left", instance_number=2, landmarks=lm,
+                    slice_profile=profile)  # fmt: skip
+    canvas = draw_measurement(image, m, source_label="warm-up")
+    canvas.crop((0, 0, 64, 64)).save(io.BytesIO(), format="PNG", **PNG_WRITE)
 
 
 def render_error_png(
