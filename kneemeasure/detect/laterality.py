@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
@@ -23,20 +25,36 @@ class _Region:
 
     Computed here because ``regionprops`` imports ``scipy.spatial`` (~0.15 s on every
     start of the command) for its convex hull; the values are the same (see
-    tests/test_laterality_regions.py).
+    tests/test_laterality_regions.py). Everything but the area is computed on first
+    use: most regions fail the area test.
     """
 
-    def __init__(self, lab: np.ndarray, label: int, bbox_slices: tuple[slice, slice]) -> None:
+    def __init__(self, lab: np.ndarray, label: int, bbox_slices: tuple[slice, slice],
+                 area: int) -> None:  # fmt: skip
         self.label = label
+        self.area = int(area)
+        self._lab = lab
         self._sl = bbox_slices
-        self.image = lab[bbox_slices] == label
-        self.area = int(self.image.sum())
-        r0, c0 = bbox_slices[0].start, bbox_slices[1].start
-        self.bbox = (r0, c0, bbox_slices[0].stop, bbox_slices[1].stop)
-        rr, cc = np.nonzero(self.image)
-        self.coords = np.column_stack([rr + r0, cc + c0])
-        self._local = (rr, cc)
-        self.centroid = (float(rr.mean() + r0), float(cc.mean() + c0))
+        self.bbox = (bbox_slices[0].start, bbox_slices[1].start, bbox_slices[0].stop,
+                     bbox_slices[1].stop)  # fmt: skip
+
+    @functools.cached_property
+    def image(self) -> np.ndarray:
+        return self._lab[self._sl] == self.label
+
+    @functools.cached_property
+    def _local(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.nonzero(self.image)
+
+    @property
+    def coords(self) -> np.ndarray:
+        rr, cc = self._local
+        return np.column_stack([rr + self.bbox[0], cc + self.bbox[1]])
+
+    @property
+    def centroid(self) -> tuple[float, float]:
+        rr, cc = self._local
+        return (float(rr.mean() + self.bbox[0]), float(cc.mean() + self.bbox[1]))
 
     @property
     def eccentricity(self) -> float:
@@ -58,20 +76,28 @@ def _hull_2d(points: np.ndarray) -> np.ndarray:
     pts = np.unique(points, axis=0)  # sorted by first, then second coordinate
     if len(pts) < 3:
         return pts
+    seq = [tuple(p) for p in pts.tolist()]  # Python floats: the same arithmetic, faster
 
-    def half(seq: np.ndarray) -> list:
-        out: list = []
-        for p in seq:
+    def half(seq: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        out: list[tuple[float, float]] = []
+        for px, py in seq:
             while len(out) >= 2:
                 (ax, ay), (bx, by) = out[-2], out[-1]
-                if (bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax) > 0:
+                if (bx - ax) * (py - ay) - (by - ay) * (px - ax) > 0:
                     break
                 out.pop()
-            out.append(p)
+            out.append((px, py))
         return out
 
-    lower, upper = half(pts), half(pts[::-1])
+    lower, upper = half(seq), half(seq[::-1])
     return np.array(lower[:-1] + upper[:-1])
+
+
+def _run_ends(major: np.ndarray, minor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``np.nonzero`` output sorted by ``major``: each major value, min and max minor."""
+    values, first = np.unique(major, return_index=True)
+    last = np.append(first[1:], major.size) - 1
+    return values, minor[first], minor[last]
 
 
 def _convex_hull_image(image: np.ndarray) -> np.ndarray:
@@ -82,15 +108,12 @@ def _convex_hull_image(image: np.ndarray) -> np.ndarray:
     """
     from skimage.measure import grid_points_in_poly
 
-    rr, cc = np.nonzero(image)
     # only the first and last pixel of every row and column can be on the hull
     ends = np.zeros(image.shape, bool)
-    rows = np.unique(rr)
-    ends[rows, [cc[rr == r].min() for r in rows]] = True
-    ends[rows, [cc[rr == r].max() for r in rows]] = True
-    cols = np.unique(cc)
-    ends[[rr[cc == c].min() for c in cols], cols] = True
-    ends[[rr[cc == c].max() for c in cols], cols] = True
+    rows, lo, hi = _run_ends(*np.nonzero(image))  # row-major: columns ascend per row
+    ends[rows, lo] = ends[rows, hi] = True
+    cols, lo, hi = _run_ends(*np.nonzero(image.T))
+    ends[lo, cols] = ends[hi, cols] = True
     pts = np.argwhere(ends).astype(float)
     offsets = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, -0.5], [0.0, 0.5]])
     hull = _hull_2d((pts[:, None, :] + offsets).reshape(-1, 2))
@@ -99,7 +122,8 @@ def _convex_hull_image(image: np.ndarray) -> np.ndarray:
 
 def _regions(lab: np.ndarray) -> list[_Region]:
     """One :class:`_Region` per label of ``lab`` (1..n), in label order."""
-    return [_Region(lab, k, sl) for k, sl in enumerate(ndi.find_objects(lab), start=1)
+    areas = np.bincount(lab.ravel())
+    return [_Region(lab, k, sl, areas[k]) for k, sl in enumerate(ndi.find_objects(lab), start=1)
             if sl is not None]  # fmt: skip
 
 
