@@ -82,6 +82,30 @@ def _time_series(series: Path, tmp: Path, repeat: int) -> None:
     print(f"  run_measure in a warm process (imports done): median {statistics.median(warm):.2f} s")
 
 
+def _machine_speed(series: Path) -> float:
+    """Milliseconds for one slice detection in this process (median of 7).
+
+    The machine's speed drifts (shared cores): this figure, printed before and
+    after the timings, tells whether two runs of the benchmark are comparable.
+    """
+    from kneemeasure.detect import detect_landmarks
+    from kneemeasure.io import discover_series
+
+    (s,), _ = discover_series([series])
+    image = s.load_frame(s.n_slices // 2)
+    kw = dict(row_spacing_mm=float(s.row_spacing_mm), col_spacing_mm=float(s.col_spacing_mm),
+              outer_col_sign=1, side="medial")  # fmt: skip
+    times = []
+    for _ in range(8):
+        t0 = time.perf_counter()
+        try:
+            detect_landmarks(image, **kw)
+        except Exception:  # noqa: BLE001 - only the time matters here
+            pass
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times[1:])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("series", nargs="?")
@@ -95,9 +119,12 @@ def main() -> None:
             todo = [Path(args.series)]
         else:
             todo = ([REAL_T1] if REAL_T1.is_dir() else []) + [_phantom(tmp)]
+        probe = todo[-1]  # the phantom, or the given series
+        print(f"machine speed: one slice detection {_machine_speed(probe):.0f} ms")
         for series in todo:
             _time_series(series, tmp, args.repeat)
-    print("\ntarget: < 2 s end to end")
+        print(f"\nmachine speed after: one slice detection {_machine_speed(probe):.0f} ms")
+    print("target: < 2 s end to end")
 
 
 if __name__ == "__main__":
