@@ -153,7 +153,9 @@ def _check_measurable(series: Series, *, allow_single: bool = False) -> None:
 
 
 def _constant_check(image: np.ndarray, name: str) -> None:
-    if not np.isfinite(image).all() or float(np.ptp(image)) == 0.0:
+    # min and max propagate NaN and keep +-inf: no boolean copy of a 25 MB stack
+    lo, hi = float(np.min(image)), float(np.max(image))
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi == lo:
         raise UnsupportedImageError("constant (blank) image: nothing to measure", source=name)
 
 

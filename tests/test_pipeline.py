@@ -239,3 +239,26 @@ def test_shared_decoding_raises_the_in_order_error(samples_dir, tmp_path, monkey
         loading()
     assert str(shared.value) == str(in_order.value)
     assert series.frames[4].path.name in str(shared.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "blank"),
+    [
+        ([[0.0, 0.0], [0.0, 0.0]], True),
+        ([[5.0, 5.0], [5.0, 5.0]], True),
+        ([[0.0, 1.0], [2.0, 3.0]], False),
+        ([[1.0, float("nan")], [2.0, 3.0]], True),
+        ([[1.0, float("inf")], [2.0, 3.0]], True),
+        ([[float("-inf"), 1.0], [2.0, 3.0]], True),
+    ],
+)
+def test_constant_or_non_finite_stacks_are_refused(values, blank):
+    from kneemeasure.errors import UnsupportedImageError
+    from kneemeasure.pipeline import _constant_check
+
+    stack = np.array([values], np.float32)
+    if blank:
+        with pytest.raises(UnsupportedImageError, match="constant"):
+            _constant_check(stack, "s")
+    else:
+        _constant_check(stack, "s")
