@@ -301,7 +301,7 @@ def measure_series(
         from kneemeasure.io.geometry import laterality_from_fibula, side_col_sign, slice_normal
 
         clock.lap("imports")
-        volume = loading()
+        volume, coarse_grid = loading()  # coarse_grid: the stack on the coarse pass's grid
         clock.lap("decode")
     _constant_check(volume, series_label(series))
 
@@ -323,7 +323,8 @@ def measure_series(
     if laterality is None:
         # thin planes (reformatted 3D) are analysed about every 2 mm
         coarse = analyse_knee(volume, row_spacing_mm=rs, col_spacing_mm=cs,
-                              slice_spacing_mm=slice_spacing, map_slices=per_slice)
+                              slice_spacing_mm=slice_spacing, map_slices=per_slice,
+                              downsampled=coarse_grid)  # fmt: skip
         fib_sign, fib_conf = infer_fibula_side(
             volume, row_spacing_mm=rs, col_spacing_mm=cs, posterior_sign=posterior, coarse=coarse
         )
@@ -348,7 +349,7 @@ def measure_series(
         if coarse is None:
             coarse = analyse_knee(volume, row_spacing_mm=rs, col_spacing_mm=cs,
                                   medial_col_sign=medial_sign, slice_spacing_mm=slice_spacing,
-                                  map_slices=per_slice)  # fmt: skip
+                                  map_slices=per_slice, downsampled=coarse_grid)  # fmt: skip
         choice = select_reference_slice(
             volume,
             row_spacing_mm=rs,
@@ -614,11 +615,19 @@ def _decode_shared_task(series: Series, indices: list[int]) -> bool:
     Runs in the forked decoding process and, once its imports are done, in the
     parent too: each takes the next frame from the shared counter, so both cores
     decode and the stack never goes through a pipe (25 MB for 24 slices of
-    512 x 512, ~0.1 s pickled). False when a frame's shape differs from the
-    header's (the parent then decodes in-process and raises the usual error).
+    512 x 512, ~0.1 s pickled). Each frame is also resampled to the coarse pass's
+    1 mm grid (``_SHARED_STACK["coarse"]``), the same values as resampling the whole
+    stack later. False when a frame's shape differs from the header's (the parent
+    then decodes in-process and raises the usual error).
     """
+    from kneemeasure.detect.grid import downsample_volume  # numpy only
+
     out = np.frombuffer(_SHARED_STACK["buffer"], np.float32)
     out = out.reshape(len(indices), series.rows, series.cols)
+    coarse = _SHARED_STACK.get("coarse")  # the coarse pass's 1 mm grid, made here too
+    if coarse is not None:
+        coarse = np.frombuffer(coarse, np.float32).reshape(len(indices), *_SHARED_STACK["shape"])
+    spacing = {"row_spacing_mm": series.row_spacing_mm, "col_spacing_mm": series.col_spacing_mm}
     counter = _SHARED_STACK["next"]
     while True:
         with counter.get_lock():
@@ -630,13 +639,17 @@ def _decode_shared_task(series: Series, indices: list[int]) -> bool:
         if frame.shape != out.shape[1:]:
             return False
         out[k] = frame
+        if coarse is not None:
+            coarse[k] = downsample_volume(out[k : k + 1], **spacing)[0]
 
 
 @contextlib.contextmanager
 def _start_loading(
     series: Series, indices: list[int], executor: Executor | None
 ) -> Iterator[Callable[[], np.ndarray]]:
-    """Start decoding ``indices`` of ``series``; yields a function that returns the stack.
+    """Start decoding ``indices`` of ``series``; yields a function that returns the stack
+    and, when it was made while decoding, the stack on the coarse pass's 1 mm grid
+    (else None).
 
     The decoders hold the GIL, so only another process decodes alongside this one.
     With workers (``executor`` not None) and at least 8 slices:
@@ -656,16 +669,22 @@ def _start_loading(
     from kneemeasure.io.reformat import ReformattedSeries
 
     if executor is None or len(indices) < 8 or isinstance(series, ReformattedSeries):
-        yield lambda: series.load_volume(indices)
+        yield lambda: (series.load_volume(indices), None)
         return
     if "kneemeasure.detect.landmarks" not in sys.modules:
         import mmap
         import multiprocessing
 
+        from kneemeasure.detect.grid import coarse_shape
+
         shape = (len(indices), int(series.rows), int(series.cols))
         buffer = mmap.mmap(-1, max(1, int(np.prod(shape)) * 4))  # MAP_SHARED | ANONYMOUS
+        grid = coarse_shape(shape[1], shape[2], row_spacing_mm=float(series.row_spacing_mm),
+                            col_spacing_mm=float(series.col_spacing_mm))  # fmt: skip
+        coarse = mmap.mmap(-1, max(1, len(indices) * grid[0] * grid[1] * 4))
         # inherited by the process forked below
-        _SHARED_STACK.update(buffer=buffer, next=multiprocessing.get_context("fork").Value("l", 0))
+        _SHARED_STACK.update(buffer=buffer, coarse=coarse, shape=grid,
+                             next=multiprocessing.get_context("fork").Value("l", 0))  # fmt: skip
         try:
             decoder = series_executor(1)
             if decoder is not None:
@@ -685,8 +704,10 @@ def _start_loading(
                         except KneeMeasureError:
                             ok = False
                         if ok:
-                            return np.frombuffer(buffer, np.float32).reshape(shape)
-                        return series.load_volume(indices)
+                            stack = np.frombuffer(buffer, np.float32).reshape(shape)
+                            iso = np.frombuffer(coarse, np.float32).reshape(len(indices), *grid)
+                            return stack, iso
+                        return series.load_volume(indices), None
 
                     yield shared
                 return
@@ -694,7 +715,7 @@ def _start_loading(
             _SHARED_STACK.clear()
     half = len(indices) // 2
     second = executor.submit(_decode_task, series, indices[half:])
-    yield lambda: np.concatenate([series.load_volume(indices[:half]), second.result()])
+    yield lambda: (np.concatenate([series.load_volume(indices[:half]), second.result()]), None)
 
 
 def _slice_profile(

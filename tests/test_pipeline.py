@@ -158,10 +158,19 @@ def test_decoding_alongside_the_imports_gives_the_same_stack(
     if pool is None:
         pytest.skip("worker processes need fork (Linux)")
     with pool, _start_loading(series, indices, pool) as loading:
-        got = loading()
+        got, grid = loading()
     assert decoders == ([1] if first_series else [])  # the short-lived decoding process
     assert got.dtype == want.dtype and got.shape == want.shape == (12, *want.shape[1:])
     np.testing.assert_array_equal(got, want)
+    if first_series:  # resampled while decoding: the coarse pass's own resampling, exactly
+        from kneemeasure.detect.coarse import downsample_volume
+
+        coarse = downsample_volume(want, row_spacing_mm=series.row_spacing_mm,
+                                   col_spacing_mm=series.col_spacing_mm)  # fmt: skip
+        assert grid.dtype == coarse.dtype
+        np.testing.assert_array_equal(grid, coarse)
+    else:
+        assert grid is None
 
 
 def test_coarse_pass_on_workers_equals_in_process(samples_dir):

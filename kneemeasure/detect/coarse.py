@@ -20,10 +20,10 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
+from kneemeasure.detect.grid import COARSE_STEP_MM, coarse_shape, downsample_volume
 from kneemeasure.detect.joint import fill_rows, joint_side_cuts
 from kneemeasure.detect.morph import binary_opening_disk
 from kneemeasure.detect.morph import disk as _disk
-from kneemeasure.errors import DetectionError, UsageError
 
 # notch trace weights: marrow-below penalty and per-pixel row jump (ridge term in 0..2)
 _W_BELOW = 1.0
@@ -106,61 +106,6 @@ class CoarseKnee:
     searched: frozenset[int] = frozenset()
 
 
-
-
-def downsample_volume(
-    volume: np.ndarray, *, row_spacing_mm: float, col_spacing_mm: float, step_mm: float = 1.0
-) -> np.ndarray:
-    """Resample every slice to square ``step_mm`` pixels (block mean + linear interpolation).
-
-    Parameters
-    ----------
-    volume : ndarray, shape (n_slices, rows, cols)
-    row_spacing_mm, col_spacing_mm : float, keyword-only
-        Pixel Spacing (0028,0030) [0] and [1] (mm).
-    step_mm : float, keyword-only
-        Output pixel size (mm).
-
-    Returns
-    -------
-    ndarray, shape (n_slices, M, N), float32
-        Output pixel ``(i, j)`` sits at original pixel
-        ``(i * step_mm / row_spacing_mm + (fr - 1) / 2,``
-        ``j * step_mm / col_spacing_mm + (fc - 1) / 2)``
-        where ``fr, fc`` are the integer block factors (``floor(step / spacing)``, >= 1).
-    """
-    for name, v in (("row_spacing_mm", row_spacing_mm), ("col_spacing_mm", col_spacing_mm),
-                    ("step_mm", step_mm)):
-        if not (np.isfinite(v) and v > 0):
-            raise UsageError(f"{name}={v!r} is not a positive spacing in mm")
-    vol = np.asarray(volume, dtype=np.float32)
-    if vol.ndim == 2:
-        vol = vol[None]
-    if vol.ndim != 3:
-        raise DetectionError(
-            f"volume of shape {vol.shape} is not a stack of slices; choose one with --slice"
-        )
-    fr = max(1, int(step_mm / row_spacing_mm + 1e-6))
-    fc = max(1, int(step_mm / col_spacing_mm + 1e-6))
-    n, rows, cols = vol.shape
-    r_n, c_n = rows // fr, cols // fc
-    blk = vol[:, : r_n * fr, : c_n * fc].reshape(n, r_n, fr, c_n, fc).mean(axis=(2, 4))
-    brs, bcs = row_spacing_mm * fr, col_spacing_mm * fc
-    n_r = max(int(np.floor((r_n - 1) * brs / step_mm)) + 1, 2)
-    n_c = max(int(np.floor((c_n - 1) * bcs / step_mm)) + 1, 2)
-    rr = np.arange(n_r) * (step_mm / brs)
-    cc = np.arange(n_c) * (step_mm / bcs)
-    if np.allclose(rr, np.arange(n_r)) and np.allclose(cc, np.arange(n_c)):
-        return np.ascontiguousarray(blk[:, :n_r, :n_c])
-    # separable linear interpolation: rows, then columns
-    r0 = np.clip(np.floor(rr).astype(int), 0, r_n - 1)
-    r1 = np.clip(r0 + 1, 0, r_n - 1)
-    wr = (rr - r0)[None, :, None].astype(np.float32)
-    tmp = blk[:, r0, :] * (1 - wr) + blk[:, r1, :] * wr
-    c0 = np.clip(np.floor(cc).astype(int), 0, c_n - 1)
-    c1 = np.clip(c0 + 1, 0, c_n - 1)
-    wc = (cc - c0)[None, None, :].astype(np.float32)
-    return (tmp[:, :, c0] * (1 - wc) + tmp[:, :, c1] * wc).astype(np.float32)
 
 
 def _normalise_volume(iso: np.ndarray) -> np.ndarray:
@@ -565,11 +510,12 @@ def analyse_knee(
     col_spacing_mm: float,
     medial_col_sign: int | None = None,
     indices: list[int] | None = None,
-    step_mm: float = 1.0,
+    step_mm: float = COARSE_STEP_MM,
     previous: CoarseKnee | None = None,
     slice_spacing_mm: float | None = None,
     plane_step_mm: float = 2.0,
     map_slices: Callable[[Callable[..., Any], list[tuple]], list[Any]] | None = None,
+    downsampled: np.ndarray | None = None,
 ) -> CoarseKnee:
     """Segment the femur/tibia on every (or the given) slice of a coronal series at 1 mm.
 
@@ -599,6 +545,10 @@ def analyse_knee(
         ``map_slices(fn, args)`` returns ``[fn(*a) for a in args]``, in order; the
         per-slice bone segmentation goes through it, so a caller can spread it over
         processes (:func:`kneemeasure.parallel.map_ordered`). Default: in-process.
+    downsampled : ndarray, shape (n_slices, M, N), optional, keyword-only
+        ``downsample_volume(volume, ..., step_mm=step_mm)`` when already computed
+        (``kneemeasure measure`` resamples each slice as it decodes it); used only
+        when its shape is that of the resampled volume.
 
     Returns
     -------
@@ -618,8 +568,13 @@ def analyse_knee(
     if previous is not None and previous.step_mm == step_mm:
         norm, polarity = previous.iso, previous.polarity
     elif planes is None:
-        iso = downsample_volume(vol, row_spacing_mm=row_spacing_mm,
-                                col_spacing_mm=col_spacing_mm, step_mm=step_mm)
+        want = (n, *coarse_shape(vol.shape[1], vol.shape[2], row_spacing_mm=row_spacing_mm,
+                                 col_spacing_mm=col_spacing_mm, step_mm=step_mm))  # fmt: skip
+        if downsampled is not None and downsampled.shape == want:
+            iso = downsampled
+        else:
+            iso = downsample_volume(vol, row_spacing_mm=row_spacing_mm,
+                                    col_spacing_mm=col_spacing_mm, step_mm=step_mm)
         norm = _normalise_volume(iso)
         polarity = _polarity(norm)
     else:  # thin planes: resample only the analysed ones
