@@ -16,7 +16,7 @@ import typer
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 #: Global flags set by the app callback (``--debug``).
-state = {"debug": False}
+state = {"debug": False, "fast_exit": False}
 
 
 class Side(str, Enum):

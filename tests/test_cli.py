@@ -151,8 +151,27 @@ def test_subprocess_entry_point(tmp_path, samples_dir):
         env={**os.environ, "MPLBACKEND": "Agg"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert "MME" in proc.stdout
-    assert (out / "measurements.csv").is_file() and (out / "run.json").is_file()
+    # measure ends the process without the interpreter's teardown (cli._exit_now):
+    # everything printed and written must be complete
+    assert "MME" in proc.stdout and proc.stdout.rstrip().endswith("[ok]"), proc.stdout
+    assert "wrote" in proc.stderr
+    (row,) = _rows(out / "measurements.csv")
+    assert row["status"] == "ok"
+    json.loads((out / "run.json").read_text())
+    from PIL import Image
+
+    with Image.open(out / row["png"]) as im:
+        im.load()  # the whole PNG decodes
+    # exit code 1 (one input failed) survives the fast exit
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a dicom")
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "measure", str(series), str(junk), "-o",
+         str(tmp_path / "o2"), "--no-profile", "--no-png"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode == 1, bad.stderr
+    assert "notes.txt" in bad.stderr and len(_rows(tmp_path / "o2" / "measurements.csv")) == 2
 
 
 def test_inspect_describes_series(samples_dir):
