@@ -1071,6 +1071,8 @@ def run_measure(
         pngs = _measure_paths(
             paths, outdir, options, pool, renderer, result, inputs, used_png, slice_rows, progress
         )
+        if pool is not None:  # its workers end while the last PNG is drawn
+            pool.shutdown(wait=False)
         for m, fut in pngs:  # PNGs rendered by the renderer process
             m.png = m.png if _png_written(m, options.debug, fut.result) else ""
 
