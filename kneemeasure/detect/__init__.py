@@ -10,8 +10,7 @@ scikit-image.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kneemeasure._lazy import lazy_exports
 
 _EXPORTS = {
     "SliceChoice": "kneemeasure.detect.slice_select",
@@ -21,9 +20,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'kneemeasure.detect' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,7 @@ window does).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kneemeasure._lazy import lazy_exports
 
 _EXPORTS = {
     "read_rows": "kneemeasure.report.csvout",
@@ -19,9 +18,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'kneemeasure.report' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

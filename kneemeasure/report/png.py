@@ -351,6 +351,16 @@ class _LegendEntry:
     filled: bool = False
 
 
+def _align(lo: int, extent: int, size: int, margin: int, *, start: bool, end: bool) -> int:
+    """Where a box of ``size`` starts in ``[lo, lo + extent)``: at the start, the end
+    (``margin`` inside) or centred."""
+    if start:
+        return lo + margin
+    if end:
+        return lo + extent - margin - size
+    return lo + (extent - size) // 2
+
+
 def _legend_layout(
     entries: list[_LegendEntry], *, font: Font, corner: str, area: tuple[int, int, int, int]
 ) -> tuple[tuple[int, int, int, int], list[tuple[int, int]]]:
@@ -367,18 +377,8 @@ def _legend_layout(
     bh = 2 * pad + len(entries) * row_h - (row_h - round(1.1 * fs))
     ax0, ay0, aw, ah = area
     margin = round(0.5 * fs)
-    if "left" in corner:
-        x0 = ax0 + margin
-    elif "right" in corner:
-        x0 = ax0 + aw - margin - bw
-    else:
-        x0 = ax0 + (aw - bw) // 2
-    if "upper" in corner:
-        y0 = ay0 + margin
-    elif "lower" in corner:
-        y0 = ay0 + ah - margin - bh
-    else:
-        y0 = ay0 + (ah - bh) // 2
+    x0 = _align(ax0, aw, bw, margin, start="left" in corner, end="right" in corner)
+    y0 = _align(ay0, ah, bh, margin, start="upper" in corner, end="lower" in corner)
     centres = [
         (x0 + pad + handle // 2, y0 + pad + i * row_h + round(0.55 * fs))
         for i in range(len(entries))
