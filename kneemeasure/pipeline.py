@@ -671,7 +671,7 @@ def _start_loading(
     if executor is None or len(indices) < 8 or isinstance(series, ReformattedSeries):
         yield lambda: (series.load_volume(indices), None)
         return
-    if "kneemeasure.detect.landmarks" not in sys.modules:
+    if "kneemeasure.detect.coarse" not in sys.modules:  # the parent imports it per series
         import mmap
         import multiprocessing
 
@@ -697,11 +697,11 @@ def _start_loading(
                         # so the error is the same as without workers
                         try:
                             ok = _decode_shared_task(series, indices)
-                        except KneeMeasureError:
+                        except Exception:  # noqa: BLE001 - re-raised by the in-order decode
                             ok = False
                         try:
                             ok = theirs.result() and ok
-                        except KneeMeasureError:
+                        except Exception:  # noqa: BLE001 - likewise (or a killed process)
                             ok = False
                         if ok:
                             stack = np.frombuffer(buffer, np.float32).reshape(shape)
@@ -1071,8 +1071,6 @@ def run_measure(
         pngs = _measure_paths(
             paths, outdir, options, pool, renderer, result, inputs, used_png, slice_rows, progress
         )
-        if pool is not None:  # its workers end while the last PNG is drawn
-            pool.shutdown(wait=False)
         for m, fut in pngs:  # PNGs rendered by the renderer process
             m.png = m.png if _png_written(m, options.debug, fut.result) else ""
 

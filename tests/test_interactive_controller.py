@@ -253,3 +253,36 @@ def test_points_roundtrip_through_manualpoints():
     )
     assert lm == res.landmarks
     assert mme == pytest.approx((75.988 - 60.0) * CS)
+
+
+def test_window_retries_a_refused_display_connection_only():
+    """The X server may refuse one of several quick connections (matplotlib's display
+    check, then Tk); the window retries those, and only those."""
+    import pytest
+
+    from kneemeasure.interactive.window import _retry_connect
+
+    calls = []
+
+    def refused_twice():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ImportError("Cannot load backend 'TkAgg' ... as 'headless' is currently running")
+        return "window"
+
+    assert _retry_connect(refused_twice, wait_s=0.0) == "window" and len(calls) == 3
+
+    def broken():
+        calls.append(2)
+        raise ImportError("No module named '_tkinter'")
+
+    calls.clear()
+    with pytest.raises(ImportError, match="_tkinter"):
+        _retry_connect(broken, wait_s=0.0)
+    assert calls == [2]  # not a refusal: no retry
+
+    def always_refused():
+        raise RuntimeError("couldn't connect to display \":99\"")
+
+    with pytest.raises(RuntimeError, match="couldn't connect"):
+        _retry_connect(always_refused, attempts=3, wait_s=0.0)

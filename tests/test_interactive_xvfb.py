@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -34,30 +35,38 @@ def _need_tools() -> None:
         pytest.skip("this Python has no tkinter (TkAgg backend unavailable)")
 
 
-def _free_display() -> int:
-    for n in range(90, 200):
-        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
-            return n
-    pytest.skip("no free X display number in :90..:199")
-
-
 @pytest.fixture
 def xvfb():
+    """A private Xvfb server; yields its DISPLAY once it accepts clients.
+
+    ``-displayfd`` lets the server pick a free display number itself and write it
+    when it is ready: no collision with another server started at the same time
+    (two test runs side by side), and no window opened before the server answers.
+    """
     _need_tools()
-    n = _free_display()
+    read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", f":{n}", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=(write_fd,),
     )
+    os.close(write_fd)
+    number = b""
     deadline = time.monotonic() + 15
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip(f"Xvfb :{n} did not start")
-        time.sleep(0.1)
     try:
-        yield f":{n}"
+        while not number.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([read_fd], [], [], max(0.0, left))
+            chunk = os.read(read_fd, 16) if ready else b""
+            if not chunk:  # timed out, or the server exited
+                proc.kill()
+                pytest.skip("Xvfb did not start")
+            number += chunk
+    finally:
+        os.close(read_fd)
+    try:
+        yield f":{int(number)}"
     finally:
         proc.terminate()
         try:

@@ -142,11 +142,11 @@ def test_decoding_alongside_the_imports_gives_the_same_stack(
     (series,), _ = discover_series([samples_dir / "r_t1_slope_j2k_mme2p6"])
     indices = list(range(series.n_slices))
     want = series.load_volume(indices)
-    import kneemeasure.detect.landmarks  # noqa: F401 - a later series: already imported
+    import kneemeasure.detect.coarse  # noqa: F401 - a later series: already imported
     import kneemeasure.pipeline as pipeline
 
     if first_series:  # as if the detection modules were not imported yet
-        monkeypatch.delitem(sys.modules, "kneemeasure.detect.landmarks")
+        monkeypatch.delitem(sys.modules, "kneemeasure.detect.coarse")
     decoders = []
 
     def spy(workers, **kw):
@@ -226,9 +226,9 @@ def test_shared_decoding_raises_the_in_order_error(samples_dir, tmp_path, monkey
     indices = list(range(series.n_slices))
     with pytest.raises(KneeMeasureError) as in_order:
         series.load_volume(indices)
-    import kneemeasure.detect.landmarks  # noqa: F401
+    import kneemeasure.detect.coarse  # noqa: F401
 
-    monkeypatch.delitem(sys.modules, "kneemeasure.detect.landmarks")  # the first series
+    monkeypatch.delitem(sys.modules, "kneemeasure.detect.coarse")  # the first series
     # this process decodes slowly, so the decoding process meets the first broken
     # frame and this one the second: the reported error must still be the first
     parent, plain = os.getpid(), Series.load_frame
@@ -271,3 +271,69 @@ def test_constant_or_non_finite_stacks_are_refused(values, blank):
             _constant_check(stack, "s")
     else:
         _constant_check(stack, "s")
+
+
+def test_only_the_first_series_of_a_run_gets_the_decoding_process(samples_dir, tmp_path,
+                                                                   monkeypatch):  # fmt: skip
+    """The first series is decoded by a short-lived process while the detection code
+    is imported; later series of the run decode half in a pool worker instead."""
+    import sys
+
+    import kneemeasure.detect.coarse  # noqa: F401
+    import kneemeasure.pipeline as pipeline
+    from kneemeasure.parallel import series_executor
+
+    monkeypatch.delitem(sys.modules, "kneemeasure.detect.coarse")  # as in a new process
+    made = []
+
+    def spy(workers, **kw):
+        made.append(workers)
+        return series_executor(workers, **kw)
+
+    monkeypatch.setattr(pipeline, "series_executor", spy)
+    paths = [samples_dir / "r_pd_iso_mme1p5", samples_dir / "r_t1_slope_j2k_mme2p6"]
+    result = pipeline.run_measure(paths, tmp_path / "o",
+                                  MeasureOptions(workers=2, png=False, profile=False))  # fmt: skip
+    if made == []:
+        pytest.skip("worker processes need fork (Linux)")
+    assert [m.status for m in result.measurements] == ["ok", "ok"]
+    assert made == [2, 1]  # the detection pool, then one decoding process (first series)
+    import multiprocessing
+
+    assert multiprocessing.active_children() == []  # every worker has ended
+
+
+_BUG = {}  # set by the test below before the workers fork (they inherit it)
+
+
+def _buggy_bone_pair(*args):
+    """The coarse pass's per-slice task with a bug on its first call (module level,
+    so it can be sent to a worker); the other calls are slow."""
+    import time
+
+    with _BUG["calls"].get_lock():
+        _BUG["calls"].value += 1
+        first = _BUG["calls"].value == 1
+    if first:
+        raise RuntimeError("injected bug")
+    time.sleep(0.3)
+    return _BUG["plain"](*args)
+
+
+def test_no_worker_is_left_running_after_a_bug_in_one_slice(samples_dir, tmp_path,
+                                                              monkeypatch):  # fmt: skip
+    """A bug in one worker task becomes an error row while the other tasks still run;
+    run_measure must still wait for its workers (the CLI ends the process at once
+    afterwards, so a worker not waited for would be orphaned)."""
+    import multiprocessing
+
+    import kneemeasure.detect.coarse as coarse
+    import kneemeasure.pipeline as pipeline
+
+    _BUG.update(calls=multiprocessing.get_context("fork").Value("i", 0), plain=coarse._bone_pair)
+    monkeypatch.setattr(coarse, "_bone_pair", _buggy_bone_pair)
+    result = pipeline.run_measure([samples_dir / "l_pd_nolat_rev_mme-0p8"], tmp_path / "o",
+                                  MeasureOptions(workers=2, png=False))  # fmt: skip
+    (row,) = result.measurements
+    assert row.status == "error" and "injected bug" in row.error, row.error
+    assert multiprocessing.active_children() == []

@@ -85,6 +85,26 @@ def _write_window_info(ctrl: MeasureController, path: str) -> None:
     os.replace(tmp, path)
 
 
+#: Signs that the X server refused one connection (it does when several come in a
+#: quick row, e.g. matplotlib's display check and then Tk; Xvfb refused about one in
+#: five back-to-back connections on a busy machine), not that there is no display.
+_REFUSED = ("headless", "couldn't connect to display")
+
+
+def _retry_connect(open_it, *, attempts: int = 5, wait_s: float = 0.2):
+    """``open_it()``, tried again after ``wait_s`` while the display refuses it."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return open_it()
+        except Exception as exc:  # ImportError (matplotlib) or TclError (Tk)
+            if attempt == attempts - 1 or not any(r in str(exc) for r in _REFUSED):
+                raise
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")
+
+
 def run_session(volume: np.ndarray, **controller_kw) -> SessionResult:
     """Open a window, let the user measure, return what was decided.
 
@@ -110,7 +130,7 @@ def run_session(volume: np.ndarray, **controller_kw) -> SessionResult:
 
     previous = plt.get_backend()
     try:
-        plt.switch_backend(backend)
+        _retry_connect(lambda: plt.switch_backend(backend))
     except (ImportError, RuntimeError) as exc:
         raise UsageError(
             f"--interactive: the matplotlib backend {backend} cannot start ({exc}); "
@@ -118,7 +138,7 @@ def run_session(volume: np.ndarray, **controller_kw) -> SessionResult:
         ) from None
     try:
         try:
-            fig = plt.figure(figsize=(9.0, 8.6))
+            fig = _retry_connect(lambda: plt.figure(figsize=(9.0, 8.6)))
         except Exception as exc:  # Tk raises TclError ("couldn't connect to display")
             raise UsageError(
                 f"--interactive: cannot open a window on display "
