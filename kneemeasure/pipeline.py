@@ -643,6 +643,14 @@ def _decode_shared_task(series: Series, indices: list[int]) -> bool:
             coarse[k] = downsample_volume(out[k : k + 1], **spacing)[0]
 
 
+def _detection_imported() -> bool:
+    """Whether this process has imported the detection code (scipy, scikit-image) yet:
+    it does so for the first series of a run (``measure_series`` imports the coarse pass)."""
+    import sys
+
+    return "kneemeasure.detect.coarse" in sys.modules
+
+
 @contextlib.contextmanager
 def _start_loading(
     series: Series, indices: list[int], executor: Executor | None
@@ -664,14 +672,13 @@ def _start_loading(
 
     Otherwise (or for a reformatted series) the stack is decoded here when asked for.
     """
-    import sys
 
     from kneemeasure.io.reformat import ReformattedSeries
 
     if executor is None or len(indices) < 8 or isinstance(series, ReformattedSeries):
         yield lambda: (series.load_volume(indices), None)
         return
-    if "kneemeasure.detect.coarse" not in sys.modules:  # the parent imports it per series
+    if not _detection_imported():
         import mmap
         import multiprocessing
 

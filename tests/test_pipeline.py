@@ -133,7 +133,6 @@ def test_decoding_alongside_the_imports_gives_the_same_stack(
 ):
     """measure decodes in a forked process while it imports the detection code (the
     first series of a run) or half in a worker (later series): same stack as in-process."""
-    import sys
 
     from kneemeasure.io import discover_series
     from kneemeasure.parallel import series_executor
@@ -142,11 +141,10 @@ def test_decoding_alongside_the_imports_gives_the_same_stack(
     (series,), _ = discover_series([samples_dir / "r_t1_slope_j2k_mme2p6"])
     indices = list(range(series.n_slices))
     want = series.load_volume(indices)
-    import kneemeasure.detect.coarse  # noqa: F401 - a later series: already imported
     import kneemeasure.pipeline as pipeline
 
-    if first_series:  # as if the detection modules were not imported yet
-        monkeypatch.delitem(sys.modules, "kneemeasure.detect.coarse")
+    # as if the detection modules were not imported yet (first series) or were
+    monkeypatch.setattr(pipeline, "_detection_imported", lambda: not first_series)
     decoders = []
 
     def spy(workers, **kw):
@@ -205,7 +203,6 @@ def test_shared_decoding_raises_the_in_order_error(samples_dir, tmp_path, monkey
     decoding in order in-process."""
     import os
     import shutil
-    import sys
     import time
 
     from kneemeasure.errors import KneeMeasureError
@@ -226,9 +223,9 @@ def test_shared_decoding_raises_the_in_order_error(samples_dir, tmp_path, monkey
     indices = list(range(series.n_slices))
     with pytest.raises(KneeMeasureError) as in_order:
         series.load_volume(indices)
-    import kneemeasure.detect.coarse  # noqa: F401
+    import kneemeasure.pipeline as pipeline
 
-    monkeypatch.delitem(sys.modules, "kneemeasure.detect.coarse")  # the first series
+    monkeypatch.setattr(pipeline, "_detection_imported", lambda: False)  # the first series
     # this process decodes slowly, so the decoding process meets the first broken
     # frame and this one the second: the reported error must still be the first
     parent, plain = os.getpid(), Series.load_frame
@@ -277,13 +274,22 @@ def test_only_the_first_series_of_a_run_gets_the_decoding_process(samples_dir, t
                                                                    monkeypatch):  # fmt: skip
     """The first series is decoded by a short-lived process while the detection code
     is imported; later series of the run decode half in a pool worker instead."""
-    import sys
 
-    import kneemeasure.detect.coarse  # noqa: F401
     import kneemeasure.pipeline as pipeline
     from kneemeasure.parallel import series_executor
 
-    monkeypatch.delitem(sys.modules, "kneemeasure.detect.coarse")  # as in a new process
+    # as in a new process: not imported until measure_series imports the coarse pass
+    state = {"imported": False}
+    real_series = pipeline.measure_series
+
+    def measure_series(*args, **kw):
+        try:
+            return real_series(*args, **kw)
+        finally:
+            state["imported"] = True
+
+    monkeypatch.setattr(pipeline, "_detection_imported", lambda: state["imported"])
+    monkeypatch.setattr(pipeline, "measure_series", measure_series)
     made = []
 
     def spy(workers, **kw):
@@ -337,3 +343,12 @@ def test_no_worker_is_left_running_after_a_bug_in_one_slice(samples_dir, tmp_pat
     (row,) = result.measurements
     assert row.status == "error" and "injected bug" in row.error, row.error
     assert multiprocessing.active_children() == []
+
+
+def test_measuring_a_series_imports_what_the_first_series_check_looks_for(samples_dir):
+    from kneemeasure.io import discover_series
+    from kneemeasure.pipeline import _detection_imported, measure_series
+
+    (series,), _ = discover_series([samples_dir / "r_pd_iso_mme1p5"])
+    measure_series(series, MeasureOptions(png=False, profile=False, slice_instance=6))
+    assert _detection_imported()
