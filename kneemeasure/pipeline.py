@@ -654,7 +654,7 @@ def _detection_imported() -> bool:
 @contextlib.contextmanager
 def _start_loading(
     series: Series, indices: list[int], executor: Executor | None
-) -> Iterator[Callable[[], np.ndarray]]:
+) -> Iterator[Callable[[], tuple[np.ndarray, np.ndarray | None]]]:
     """Start decoding ``indices`` of ``series``; yields a function that returns the stack
     and, when it was made while decoding, the stack on the coarse pass's 1 mm grid
     (else None).
@@ -698,7 +698,7 @@ def _start_loading(
                 with decoder:
                     theirs = decoder.submit(_decode_shared_task, series, indices)
 
-                    def shared() -> np.ndarray:
+                    def shared() -> tuple[np.ndarray, np.ndarray | None]:
                         # the imports are done: decode what the other process has not
                         # taken yet; any failure is raised by the plain in-order decode,
                         # so the error is the same as without workers
@@ -919,7 +919,7 @@ def measure_one(
 
 
 def _warm_png() -> None:
-    """Import the PNG renderer (Pillow) and load its fonts while the parent works."""
+    """Import the PNG renderer (Pillow) and draw a throw-away figure while the parent works."""
     import os
 
     # lower priority: the renderer's imports then take the cores when decoding and
