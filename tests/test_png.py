@@ -168,7 +168,7 @@ def test_profile_panel_only_with_a_profile(tmp_path):
     )
     a = _rgb(P.render_measurement_png(_image(), m, tmp_path / "p.png"))
     assert a.shape == (638, 1716, 3)
-    ax = P._profile_axes(m, P._panel_boxes(1716, 638, True)[2])
+    ax = P._profile_axes(m, P._profile_data(m), P._panel_boxes(1716, 638, True)[2])
     # dashed red threshold line across the axes at 3 mm: red with gaps
     _, y_thr = ax.canvas(1.0, 3.0)
     line = _near(a[round(y_thr), ax.x0 : ax.x0 + ax.w], RED, 60)

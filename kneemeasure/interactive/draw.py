@@ -11,7 +11,7 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 
 from kneemeasure.models import Measurement
-from kneemeasure.report.construction import STYLES, construction_segments
+from kneemeasure.report.construction import STYLES, construction_segments, side_labels
 from kneemeasure.report.png import _flag
 
 
@@ -57,10 +57,10 @@ def _draw_construction(
 
 def _side_labels(ax: Axes, m: Measurement, cols: int = 0) -> None:
     """MEDIAL / LATERAL labels in the top corners of ``ax`` (``m.medial_image_side``)."""
-    if m.medial_image_side not in ("image-left", "image-right"):
+    labels = side_labels(m)
+    if labels is None:
         return
-    left = "MEDIAL" if m.medial_image_side == "image-left" else "LATERAL"
-    right = "LATERAL" if left == "MEDIAL" else "MEDIAL"
+    left, right = labels
     kw = dict(
         color="w",
         fontsize=8,

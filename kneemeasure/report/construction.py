@@ -42,6 +42,22 @@ STYLES: dict[str, dict] = {
 }
 
 
+def _spacing(m: Measurement, row_mm: float | None, col_mm: float | None) -> tuple[float, float]:
+    """The given pixel spacing, else the row's (1.0 when it has none)."""
+    return (row_mm if row_mm is not None else (m.row_spacing_mm or 1.0),
+            col_mm if col_mm is not None else (m.col_spacing_mm or 1.0))  # fmt: skip
+
+
+def side_labels(m: Measurement) -> tuple[str, str] | None:
+    """The labels of the image's left and right edges (MEDIAL / LATERAL), or None
+    when the medial side is not known."""
+    if m.medial_image_side not in ("image-left", "image-right"):
+        return None
+    if m.medial_image_side == "image-left":
+        return "MEDIAL", "LATERAL"
+    return "LATERAL", "MEDIAL"
+
+
 def construction_segments(
     m: Measurement,
     *,
@@ -80,8 +96,7 @@ def construction_segments(
     lm = m.landmarks
     if lm is None:
         return {}
-    row_mm = row_spacing_mm if row_spacing_mm is not None else (m.row_spacing_mm or 1.0)
-    col_mm = col_spacing_mm if col_spacing_mm is not None else (m.col_spacing_mm or 1.0)
+    row_mm, col_mm = _spacing(m, row_spacing_mm, col_spacing_mm)
     p = np.asarray(lm.plateau_rc, float)
     q = np.asarray(lm.meniscus_rc, float)
     u = unit(lm.plateau_dir_rc)
@@ -133,8 +148,7 @@ def zoom_box_px(
     lm = m.landmarks
     if lm is None:
         return None
-    row_mm = row_spacing_mm if row_spacing_mm is not None else (m.row_spacing_mm or 1.0)
-    col_mm = col_spacing_mm if col_spacing_mm is not None else (m.col_spacing_mm or 1.0)
+    row_mm, col_mm = _spacing(m, row_spacing_mm, col_spacing_mm)
     c = (np.asarray(lm.plateau_rc, float) + np.asarray(lm.meniscus_rc, float)) / 2
     half = ZOOM_HALF_MM["US" if m.modality == "US" else "MR"]
     half_r, half_c = half / row_mm, half / col_mm

@@ -29,7 +29,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from kneemeasure.models import Measurement
-from kneemeasure.report.construction import STYLES, construction_segments, zoom_box_px
+from kneemeasure.report.construction import (
+    STYLES,
+    construction_segments,
+    side_labels,
+    zoom_box_px,
+)
 
 #: zlib level 1: writing the PNG takes a third of the time of the default level 6
 #: for a file about 25 % larger (still lossless).
@@ -98,6 +103,11 @@ def _font(size: int, bold: bool = False) -> Font:
         except OSError:
             pass  # unreadable font file or no FreeType: Pillow's own font below
     return ImageFont.load_default(size=size)
+
+
+def _font_px(font: Font) -> int:
+    """Nominal size (pixels) of a font; Pillow's bitmap fallback counts as 10."""
+    return font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
 
 
 def _px(points: float) -> int:
@@ -370,7 +380,7 @@ def _legend_layout(
     ``"center right"`` or ``"center"``. All in 1x
     pixels of the same frame as ``area``.
     """
-    fs = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
+    fs = _font_px(font)
     pad, gap, handle, row_h = round(0.5 * fs), round(0.8 * fs), 2 * fs, round(1.5 * fs)
     text_w = max(_text_size(e.label, font)[0] for e in entries)
     bw = 2 * pad + handle + gap + text_w
@@ -493,7 +503,7 @@ def _image_panel(
             _dashed(draw, corners[i], corners[(i + 1) % 4], fill=_CONSTRUCTION_BLUE,
                     width=0.8 * _PT * s, ls=":")  # fmt: skip
     font = _font(_px(6.5))
-    fs = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
+    fs = _font_px(font)
     if legend:
         box, centres = _legend_layout(
             legend, font=font, corner="lower left", area=(view.x0, view.y0, view.w, view.h)
@@ -510,10 +520,10 @@ def _image_panel(
 
 def _side_labels(canvas: Image.Image, view: _View, m: Measurement) -> None:
     """MEDIAL / LATERAL, white bold on a semi-transparent black box, top corners of ``view``."""
-    if m.medial_image_side not in ("image-left", "image-right"):
+    labels = side_labels(m)
+    if labels is None:
         return
-    left = "MEDIAL" if m.medial_image_side == "image-left" else "LATERAL"
-    right = "LATERAL" if left == "MEDIAL" else "MEDIAL"
+    left, right = labels
     font = _font(_px(8), bold=True)
     draw = ImageDraw.Draw(canvas, "RGBA")
     pad = round(0.3 * _px(8))
@@ -615,8 +625,9 @@ def _limits(values: list[float], margin: float = 0.05) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _profile_axes(m: Measurement, box: tuple[int, int, int, int]) -> _ChartAxes:
-    data = _profile_data(m)
+def _profile_axes(m: Measurement, data: dict[str, list[tuple[float, float]]],
+                  box: tuple[int, int, int, int]) -> _ChartAxes:  # fmt: skip
+    """Axes of the profile chart in ``box``: limits around ``data`` and the threshold."""
     pts = [p for key in data for p in data[key]]
     xs = [p[0] for p in pts] or [0.0]
     ys = [p[1] for p in pts] + [float(m.threshold_mm)]
@@ -625,8 +636,8 @@ def _profile_axes(m: Measurement, box: tuple[int, int, int, int]) -> _ChartAxes:
 
 def _profile_panel(canvas: Image.Image, m: Measurement, box: tuple[int, int, int, int]) -> None:
     """The slice-profile chart (extrusion against instance number) in ``box``."""
-    ax = _profile_axes(m, box)
     data = _profile_data(m)
+    ax = _profile_axes(m, data, box)
     s = _SS
     layer = Image.new("RGB", (ax.w * s, ax.h * s), "white")
     draw = ImageDraw.Draw(layer, "RGBA")
@@ -669,7 +680,7 @@ def _profile_panel(canvas: Image.Image, m: Measurement, box: tuple[int, int, int
     if data["reference"]:
         entries.append(_LegendEntry("reference slice", "#000000", marker="s", ms=7))
     font = _font(_px(7))
-    fs = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
+    fs = _font_px(font)
     # where the legend box covers the fewest data points and line samples (the
     # candidates and their order are those of matplotlib's loc="best")
     samples = [ax.local(x, y) for key in data for x, y in data[key]]
@@ -758,7 +769,7 @@ def _title_lines(
     fill: str = "black",
 ) -> None:
     """Centred lines whose last baseline is at ``bottom``."""
-    size = font.size if isinstance(font, ImageFont.FreeTypeFont) else 10
+    size = _font_px(font)
     step = round(1.2 * size)
     for i, line in enumerate(reversed(lines)):
         _text(draw, (centre_x, bottom - i * step), line, font=font, fill=fill, anchor="ms")
@@ -811,14 +822,11 @@ def draw_measurement(image: np.ndarray, m: Measurement, *, source_label: str = "
     seg = construction_segments(m, row_spacing_mm=row_mm, col_spacing_mm=col_mm)
     flag_text, colour = _flag(m)
 
-    full = _fit_view(boxes[0], (-0.5, rows - 0.5), (-0.5, cols - 0.5), row_mm=row_mm,
-                     col_mm=col_mm)  # fmt: skip
     zoom = zoom_box_px(m, row_spacing_mm=row_mm, col_spacing_mm=col_mm)
-    if zoom is None:  # nothing to zoom on: the whole image
-        zview = _fit_view(boxes[1], (-0.5, rows - 0.5), (-0.5, cols - 0.5), row_mm=row_mm,
-                          col_mm=col_mm)  # fmt: skip
-    else:
-        zview = _fit_view(boxes[1], zoom[:2], zoom[2:], row_mm=row_mm, col_mm=col_mm)
+    whole = (-0.5, rows - 0.5, -0.5, cols - 0.5)  # pixel edges of the image
+    full = _fit_view(boxes[0], whole[:2], whole[2:], row_mm=row_mm, col_mm=col_mm)
+    region = whole if zoom is None else zoom  # nothing to zoom on: the whole image
+    zview = _fit_view(boxes[1], region[:2], region[2:], row_mm=row_mm, col_mm=col_mm)
     _image_panel(canvas, gray, full, seg=seg, lw=1.0, flag_colour=colour, zoom_rect=zoom)
     _side_labels(canvas, full, m)
     _image_panel(canvas, gray, zview, seg=seg, lw=1.6, flag_colour=colour,
